@@ -1,0 +1,2 @@
+/* placeholder replaced by the mount helper work */
+int main(void) { return 1; }
