@@ -1,0 +1,808 @@
+/*
+ * store.c - the store directory and its SQLite index.
+ *
+ * Workload: many small reads of the index (file tables at open, resident
+ * checks on the read path), one insert per chunk committed, rare admissions.
+ * One connection per process-level handle, serialised by a mutex; SQLite's
+ * WAL and a busy timeout order several processes. The chunk bytes live in
+ * files named by their digest; the index only points at them.
+ *
+ * Crash safety comes from ordering: bytes are written under tmp/ and renamed
+ * into chunks/ only after the caller verified them; the index row comes
+ * after the rename. A crash leaves at worst an unindexed chunk file (fetched
+ * again and renamed over) or a stale file in tmp/ (removed at open). An
+ * admission writes its immutable record first and then commits every row in
+ * one transaction, so an artifact is either wholly there or not at all.
+ */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store_record.h"
+
+#define TOUCH_BATCH 256
+
+struct mfs_store {
+	char *dir;
+	pthread_mutex_t lock;      /* guards db and the touch batch */
+	sqlite3 *db;               /* lock */
+	uint8_t touched[TOUCH_BATCH][MFS_SHA256_LEN]; /* lock: pending LRU updates */
+	unsigned n_touched;        /* lock */
+	time_t touch_flushed;      /* lock */
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER);"
+	"CREATE TABLE IF NOT EXISTS artifacts("
+	" id INTEGER PRIMARY KEY, canonical_ref TEXT NOT NULL UNIQUE,"
+	" endpoint TEXT NOT NULL, org TEXT NOT NULL, name TEXT NOT NULL,"
+	" commit_id TEXT NOT NULL, revision TEXT, primary_path TEXT NOT NULL,"
+	" distribution_id TEXT NOT NULL, identity TEXT NOT NULL, format TEXT NOT NULL,"
+	" trust TEXT NOT NULL, manifest_sha256 TEXT, sequence INTEGER,"
+	" meta_json TEXT, record TEXT NOT NULL, added_at INTEGER NOT NULL,"
+	" pinned INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS files("
+	" id INTEGER PRIMARY KEY, endpoint TEXT NOT NULL, org TEXT NOT NULL,"
+	" name TEXT NOT NULL, commit_id TEXT NOT NULL, path TEXT NOT NULL,"
+	" size INTEGER NOT NULL, sha256 TEXT NOT NULL, chunk_size INTEGER NOT NULL,"
+	" n_chunks INTEGER NOT NULL, trust TEXT NOT NULL,"
+	" verified INTEGER NOT NULL DEFAULT 0, UNIQUE(org, name, commit_id, path));"
+	"CREATE TABLE IF NOT EXISTS artifact_files("
+	" artifact_id INTEGER NOT NULL, file_id INTEGER NOT NULL,"
+	" PRIMARY KEY(artifact_id, file_id));"
+	"CREATE INDEX IF NOT EXISTS artifact_files_file ON artifact_files(file_id);"
+	"CREATE TABLE IF NOT EXISTS chunks(file_id INTEGER NOT NULL, idx INTEGER NOT NULL,"
+	" digest BLOB NOT NULL, PRIMARY KEY(file_id, idx));"
+	"CREATE INDEX IF NOT EXISTS chunks_digest ON chunks(digest);"
+	"CREATE TABLE IF NOT EXISTS resident(digest BLOB PRIMARY KEY, size INTEGER NOT NULL,"
+	" ino INTEGER, ctime_ns INTEGER, last_read INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS resident_lru ON resident(last_read);"
+	"CREATE TABLE IF NOT EXISTS refs(endpoint TEXT NOT NULL, org TEXT NOT NULL,"
+	" name TEXT NOT NULL, ref TEXT NOT NULL, commit_id TEXT NOT NULL,"
+	" sequence INTEGER, PRIMARY KEY(endpoint, org, name, ref));"
+	"CREATE TABLE IF NOT EXISTS evictions(id INTEGER PRIMARY KEY, artifact TEXT,"
+	" path TEXT, digest BLOB, bytes INTEGER NOT NULL, at INTEGER NOT NULL,"
+	" reason TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS evictions_path ON evictions(artifact, path);"
+	"CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 1), ('generation', 0);";
+
+static int sql_err(struct mfs_err *err, sqlite3 *db, const char *what)
+{
+	int code = sqlite3_errcode(db);
+	int e = code == SQLITE_FULL ? -ENOSPC : code == SQLITE_BUSY ? -EBUSY : -EIO;
+	return MFS_ERR(err, e, MFS_ERR_SQLITE, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int subpath(const struct mfs_store *s, char *buf, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int subpath(const struct mfs_store *s, char *buf, size_t cap, const char *fmt, ...)
+{
+	int n = snprintf(buf, cap, "%s/", s->dir);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENAMETOOLONG;
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(buf + n, cap - (size_t)n, fmt, ap);
+	va_end(ap);
+	return m < 0 || (size_t)m >= cap - (size_t)n ? -ENAMETOOLONG : 0;
+}
+
+char *mfs_store_default_dir(void)
+{
+	const char *env = getenv("MODELFS_STORE");
+	char buf[PATH_MAX];
+	if (env && *env)
+		return strdup(env);
+	if (geteuid() == 0)
+		return strdup("/var/cache/modelfs");
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	if (xdg && *xdg && snprintf(buf, sizeof(buf), "%s/modelfs", xdg) < (int)sizeof(buf))
+		return strdup(buf);
+	const char *home = getenv("HOME");
+	if (snprintf(buf, sizeof(buf), "%s/.cache/modelfs", home ? home : ".") >= (int)sizeof(buf))
+		return strdup(".modelfs");
+	return strdup(buf);
+}
+
+const char *mfs_store_dir(const struct mfs_store *s)
+{
+	return s->dir;
+}
+
+/* Removes files under tmp/ older than ten minutes: no writer keeps a chunk
+ * file open that long, so these were left by a process that died. */
+static void clean_tmp(struct mfs_store *s)
+{
+	char path[PATH_MAX];
+	if (subpath(s, path, sizeof(path), "tmp"))
+		return;
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	time_t now = time(NULL);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && now - st.st_mtime > 600)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
+static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
+{
+	char path[PATH_MAX];
+	int rc = subpath(s, path, sizeof(path), "index.db");
+	if (rc)
+		return MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
+	*fresh = access(path, F_OK) != 0;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+						  SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		rc = sql_err(err, s->db, "cannot open the index");
+		sqlite3_close(s->db);
+		s->db = NULL;
+		return rc;
+	}
+	sqlite3_busy_timeout(s->db, 10000);
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+			 NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+		rc = MFS_ERR(err, -EIO, MFS_ERR_SQLITE, "index '%s' is unusable: %s", path,
+			     msg ? msg : "?");
+		sqlite3_free(msg);
+		sqlite3_close(s->db);
+		s->db = NULL;
+		return rc;
+	}
+	/* A quick structural check: a corrupt file fails here, not mid-read. */
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "ok")) {
+		sqlite3_finalize(st);
+		rc = MFS_ERR(err, -EIO, MFS_ERR_SQLITE, "index '%s' is corrupt", path);
+		sqlite3_close(s->db);
+		s->db = NULL;
+		return rc;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Moves a corrupt index aside (kept for a person to look at) so a fresh one
+ * can be rebuilt. */
+static void set_index_aside(struct mfs_store *s)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	for (int i = 0; i < 3; i++) {
+		if (subpath(s, from, sizeof(from), "index.db%s", sfx[i]) ||
+		    subpath(s, to, sizeof(to), "quarantine/index.db.%ld%s", (long)time(NULL), sfx[i]))
+			continue;
+		rename(from, to);
+	}
+}
+
+int mfs_store_open(const char *dir, struct mfs_store **out, struct mfs_err *err)
+{
+	struct mfs_store *s = calloc(1, sizeof(*s));
+	if (!s || !(s->dir = strdup(dir))) {
+		free(s);
+		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	static const char *const subdirs[] = { "", "chunks", "records", "manifests", "tmp",
+					       "quarantine", "partial" };
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
+		char path[PATH_MAX];
+		rc = subpath(s, path, sizeof(path), "%s", subdirs[i]);
+		if (!rc)
+			rc = mkdir_p(path, 0755);
+		if (rc)
+			MFS_ERR(err, rc, MFS_ERR_IO, "cannot create '%s': %s", path, strerror(-rc));
+	}
+	bool fresh = false;
+	if (!rc) {
+		struct mfs_err e2 = { 0 };
+		rc = open_db(s, &fresh, &e2);
+		if (rc == -EIO && e2.kind == MFS_ERR_SQLITE) {
+			mfs_log_warning("%s; rebuilding it from records and chunks", e2.msg);
+			set_index_aside(s);
+			rc = open_db(s, &fresh, err);
+			fresh = true;
+		} else if (rc && err) {
+			*err = e2;
+		}
+	}
+	if (!rc && fresh)
+		rc = mfs_store_rebuild(s, err);
+	if (rc) {
+		mfs_store_close(s);
+		return rc;
+	}
+	clean_tmp(s);
+	*out = s;
+	return 0;
+}
+
+static void flush_touches(struct mfs_store *s);
+
+void mfs_store_close(struct mfs_store *s)
+{
+	if (!s)
+		return;
+	if (s->db) {
+		pthread_mutex_lock(&s->lock);
+		flush_touches(s);
+		pthread_mutex_unlock(&s->lock);
+		sqlite3_close(s->db);
+	}
+	pthread_mutex_destroy(&s->lock);
+	free(s->dir);
+	free(s);
+}
+
+struct sqlite3 *mfs_store_lock(struct mfs_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	return s->db;
+}
+
+void mfs_store_unlock(struct mfs_store *s)
+{
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* --- files --------------------------------------------------------------- */
+
+static char *col_strdup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return strdup(t ? (const char *)t : "");
+}
+
+void mfs_file_release(struct mfs_file *f)
+{
+	if (!f)
+		return;
+	free(f->endpoint);
+	free(f->org);
+	free(f->name);
+	free(f->commit);
+	free(f->path);
+	free(f->chunks);
+	free(f->trust);
+	memset(f, 0, sizeof(*f));
+}
+
+int mfs_store_file_load(struct mfs_store *s, int64_t id, struct mfs_file *out,
+			struct mfs_err *err)
+{
+	struct mfs_file f = { .id = id };
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+	sqlite3 *db = mfs_store_lock(s);
+
+	if (sqlite3_prepare_v2(db, "SELECT endpoint, org, name, commit_id, path, size, sha256,"
+				   " chunk_size, n_chunks, trust FROM files WHERE id = ?",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = sql_err(err, db, "cannot read file");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND, "file %lld is not installed",
+			     (long long)id);
+		goto out;
+	}
+	f.endpoint = col_strdup(st, 0);
+	f.org = col_strdup(st, 1);
+	f.name = col_strdup(st, 2);
+	f.commit = col_strdup(st, 3);
+	f.path = col_strdup(st, 4);
+	f.size = (uint64_t)sqlite3_column_int64(st, 5);
+	snprintf(f.sha256, sizeof(f.sha256), "%s", (const char *)sqlite3_column_text(st, 6));
+	f.chunk_size = (uint32_t)sqlite3_column_int64(st, 7);
+	f.n_chunks = (uint32_t)sqlite3_column_int64(st, 8);
+	f.trust = col_strdup(st, 9);
+	sqlite3_finalize(st);
+	st = NULL;
+	f.chunks = calloc(f.n_chunks ? f.n_chunks : 1, MFS_SHA256_LEN);
+	if (!f.endpoint || !f.org || !f.name || !f.commit || !f.path || !f.trust || !f.chunks) {
+		rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if (sqlite3_prepare_v2(db, "SELECT idx, digest FROM chunks WHERE file_id = ? ORDER BY idx",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = sql_err(err, db, "cannot read chunks");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	uint32_t seen = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t idx = sqlite3_column_int64(st, 0);
+		if (idx < 0 || idx >= f.n_chunks || sqlite3_column_bytes(st, 1) != MFS_SHA256_LEN)
+			continue;
+		memcpy(f.chunks[idx], sqlite3_column_blob(st, 1), MFS_SHA256_LEN);
+		seen++;
+	}
+	if (seen != f.n_chunks)
+		rc = MFS_ERR(err, -EIO, MFS_ERR_STATE, "file '%s' has %u of %u chunk digests",
+			     f.path, seen, f.n_chunks);
+out:
+	sqlite3_finalize(st);
+	mfs_store_unlock(s);
+	if (rc)
+		mfs_file_release(&f);
+	else
+		*out = f;
+	return rc;
+}
+
+int mfs_store_walk(struct mfs_store *s,
+		   int (*file_cb)(void *ctx, const struct mfs_store_entry *e),
+		   int (*alias_cb)(void *ctx, const struct mfs_store_alias *a),
+		   void *ctx, struct mfs_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+	sqlite3 *db = mfs_store_lock(s);
+	if (file_cb) {
+		if (sqlite3_prepare_v2(db, "SELECT f.id, min(af.artifact_id), f.org, f.name,"
+					   " f.commit_id, f.path, f.size FROM files f"
+					   " JOIN artifact_files af ON af.file_id = f.id"
+					   " GROUP BY f.id ORDER BY f.org, f.name, f.commit_id, f.path",
+				       -1, &st, NULL) != SQLITE_OK) {
+			rc = sql_err(err, db, "cannot list files");
+			goto out;
+		}
+		while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+			struct mfs_store_entry e = {
+				.file_id = sqlite3_column_int64(st, 0),
+				.artifact_id = sqlite3_column_int64(st, 1),
+				.org = (const char *)sqlite3_column_text(st, 2),
+				.name = (const char *)sqlite3_column_text(st, 3),
+				.commit = (const char *)sqlite3_column_text(st, 4),
+				.path = (const char *)sqlite3_column_text(st, 5),
+				.size = (uint64_t)sqlite3_column_int64(st, 6),
+			};
+			rc = file_cb(ctx, &e);
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if (alias_cb && !rc) {
+		if (sqlite3_prepare_v2(db, "SELECT DISTINCT r.org, r.name, r.ref, r.commit_id FROM refs r"
+					   " JOIN artifacts a ON a.org = r.org AND a.name = r.name"
+					   " AND a.commit_id = r.commit_id WHERE r.ref != r.commit_id"
+					   " ORDER BY r.org, r.name, r.ref",
+				       -1, &st, NULL) != SQLITE_OK) {
+			rc = sql_err(err, db, "cannot list aliases");
+			goto out;
+		}
+		while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+			struct mfs_store_alias a = {
+				.org = (const char *)sqlite3_column_text(st, 0),
+				.name = (const char *)sqlite3_column_text(st, 1),
+				.ref = (const char *)sqlite3_column_text(st, 2),
+				.commit = (const char *)sqlite3_column_text(st, 3),
+			};
+			rc = alias_cb(ctx, &a);
+		}
+	}
+out:
+	sqlite3_finalize(st);
+	mfs_store_unlock(s);
+	return rc;
+}
+
+static int64_t meta_get(sqlite3 *db, const char *key)
+{
+	sqlite3_stmt *st;
+	int64_t v = 0;
+	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
+int64_t mfs_store_generation(struct mfs_store *s)
+{
+	sqlite3 *db = mfs_store_lock(s);
+	int64_t v = meta_get(db, "generation");
+	mfs_store_unlock(s);
+	return v;
+}
+
+/* --- chunks ------------------------------------------------------------ */
+
+void mfs_store_chunk_path(const struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			  char *buf, size_t cap)
+{
+	char hex[MFS_SHA256_HEX];
+	mfs_hex_encode(digest, MFS_SHA256_LEN, hex);
+	snprintf(buf, cap, "%s/chunks/%.2s/%s", s->dir, hex, hex);
+}
+
+static int64_t stat_ctime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int set_resident(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			uint64_t size, const struct stat *stamp, struct mfs_err *err)
+{
+	sqlite3_stmt *st;
+	int rc = 0;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_prepare_v2(db, "INSERT INTO resident(digest, size, ino, ctime_ns, last_read)"
+				   " VALUES(?, ?, ?, ?, ?) ON CONFLICT(digest) DO UPDATE SET"
+				   " size = excluded.size, ino = excluded.ino,"
+				   " ctime_ns = excluded.ctime_ns, last_read = excluded.last_read",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = sql_err(err, db, "cannot record chunk");
+		goto out;
+	}
+	sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)size);
+	if (stamp) {
+		sqlite3_bind_int64(st, 3, (int64_t)stamp->st_ino);
+		sqlite3_bind_int64(st, 4, stat_ctime_ns(stamp));
+	}
+	sqlite3_bind_int64(st, 5, (int64_t)time(NULL));
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = sql_err(err, db, "cannot record chunk");
+	sqlite3_finalize(st);
+out:
+	mfs_store_unlock(s);
+	return rc;
+}
+
+int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			const void *data, size_t len, struct mfs_err *err)
+{
+	char tmp[PATH_MAX], final[PATH_MAX], hex[MFS_SHA256_HEX];
+	int rc;
+
+	mfs_hex_encode(digest, MFS_SHA256_LEN, hex);
+	if ((rc = subpath(s, tmp, sizeof(tmp), "tmp/%.16s.XXXXXX", hex)))
+		return MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create a chunk file in '%s/tmp': %s",
+			       s->dir, strerror(errno));
+	rc = write_all(fd, data, len);
+	if (rc) {
+		close(fd);
+		unlink(tmp);
+		return MFS_ERR(err, rc, MFS_ERR_IO, "cannot write chunk %.16s: %s", hex,
+			       strerror(-rc));
+	}
+	fchmod(fd, 0444);
+	close(fd);
+	mfs_store_chunk_path(s, digest, final, sizeof(final));
+	char *slash = strrchr(final, '/');
+	*slash = '\0';
+	if (mkdir(final, 0755) && errno != EEXIST) {
+		rc = -errno;
+		unlink(tmp);
+		return MFS_ERR(err, rc, MFS_ERR_IO, "cannot create '%s': %s", final, strerror(-rc));
+	}
+	*slash = '/';
+	if (rename(tmp, final)) {
+		rc = -errno;
+		unlink(tmp);
+		return MFS_ERR(err, rc, MFS_ERR_IO, "cannot commit chunk %.16s: %s", hex,
+			       strerror(-rc));
+	}
+	struct stat st;
+	if (stat(final, &st))
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s': %s", final,
+			       strerror(errno));
+	return set_resident(s, digest, len, &st, err);
+}
+
+bool mfs_store_chunk_resident(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN])
+{
+	sqlite3_stmt *st;
+	bool yes = false;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM resident WHERE digest = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	mfs_store_unlock(s);
+	return yes;
+}
+
+/* Records an eviction of digest with reason; the artifact and path are those
+ * of the first installed file that uses the chunk. Called with the lock. */
+static void record_eviction(sqlite3 *db, const uint8_t digest[MFS_SHA256_LEN], uint64_t bytes,
+			    const char *reason)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "INSERT INTO evictions(artifact, path, digest, bytes, at, reason)"
+				   " SELECT (SELECT a.canonical_ref FROM artifacts a JOIN artifact_files af"
+				   "  ON af.artifact_id = a.id WHERE af.file_id = f.id LIMIT 1),"
+				   " f.path, ?1, ?2, ?3, ?4 FROM files f"
+				   " WHERE f.id IN (SELECT file_id FROM chunks WHERE digest = ?1)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)bytes);
+	sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
+	sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
+static void count_locked(sqlite3 *db, const char *name, int64_t delta)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "INSERT INTO counters(name, value) VALUES(?1, ?2)"
+				   " ON CONFLICT(name) DO UPDATE SET value = value + ?2",
+			       -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, delta);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
+void mfs_store_count(struct mfs_store *s, const char *name, int64_t delta)
+{
+	sqlite3 *db = mfs_store_lock(s);
+	count_locked(db, name, delta);
+	mfs_store_unlock(s);
+}
+
+/* Forgets a resident chunk whose file is bad or gone, moving the file (if
+ * any) into quarantine/, and leaves evidence. */
+static void drop_bad_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			   uint64_t bytes, const char *reason)
+{
+	char from[PATH_MAX], to[PATH_MAX], hex[MFS_SHA256_HEX];
+	mfs_hex_encode(digest, MFS_SHA256_LEN, hex);
+	mfs_store_chunk_path(s, digest, from, sizeof(from));
+	if (!subpath(s, to, sizeof(to), "quarantine/%s.%ld", hex, (long)time(NULL)))
+		rename(from, to);
+	sqlite3 *db = mfs_store_lock(s);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "DELETE FROM resident WHERE digest = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	record_eviction(db, digest, bytes, reason);
+	count_locked(db, "corrupt_chunks", 1);
+	mfs_store_unlock(s);
+	mfs_log_warning("cached chunk %.16s was %s: quarantined, it will be fetched again",
+			hex, !strcmp(reason, "corrupt") ? "corrupt" : "missing");
+}
+
+static int hash_fd(int fd, uint64_t len, uint8_t out[MFS_SHA256_LEN])
+{
+	struct mfs_sha256 h;
+	size_t cap = 1 << 20;
+	uint8_t *buf = malloc(cap);
+	int rc = buf ? mfs_sha256_init(&h) : -ENOMEM;
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	uint64_t off = 0;
+	while (off < len) {
+		size_t want = len - off < cap ? (size_t)(len - off) : cap;
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EBADMSG; /* short file: does not match */
+			break;
+		}
+		mfs_sha256_update(&h, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	free(buf);
+	if (rc) {
+		mfs_sha256_release(&h);
+		return rc;
+	}
+	mfs_sha256_final(&h, out);
+	return 0;
+}
+
+int mfs_store_chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			 uint64_t len, int *fdp, struct mfs_err *err)
+{
+	sqlite3_stmt *st;
+	int64_t ino = -1, ctime_ns = -1, size = -1;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_prepare_v2(db, "SELECT size, ino, ctime_ns FROM resident WHERE digest = ?",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			size = sqlite3_column_int64(st, 0);
+			ino = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 1);
+			ctime_ns = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1
+									    : sqlite3_column_int64(st, 2);
+		}
+	}
+	sqlite3_finalize(st);
+	mfs_store_unlock(s);
+	if (size < 0)
+		return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND, "chunk not resident");
+
+	char path[PATH_MAX];
+	mfs_store_chunk_path(s, digest, path, sizeof(path));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ENOENT) {
+			drop_bad_chunk(s, digest, (uint64_t)size, "missing");
+			return MFS_ERR(err, -EBADMSG, MFS_ERR_HASH, "cached chunk file '%s' is missing",
+				       path);
+		}
+		return MFS_ERR(err, -e, MFS_ERR_IO, "cannot open '%s': %s", path, strerror(e));
+	}
+	struct stat stb;
+	if (fstat(fd, &stb)) {
+		int e = errno;
+		close(fd);
+		return MFS_ERR(err, -e, MFS_ERR_IO, "cannot stat '%s': %s", path, strerror(e));
+	}
+	if ((uint64_t)stb.st_size == len && (int64_t)stb.st_ino == ino &&
+	    stat_ctime_ns(&stb) == ctime_ns) {
+		*fdp = fd;
+		return 0;
+	}
+	/* The file changed since it was verified (or the index was rebuilt):
+	 * hash it again before a byte of it is used. */
+	uint8_t d[MFS_SHA256_LEN];
+	int rc = (uint64_t)stb.st_size == len ? hash_fd(fd, len, d) : -EBADMSG;
+	if (rc && rc != -EBADMSG) {
+		close(fd);
+		return MFS_ERR(err, rc, MFS_ERR_IO, "cannot read '%s': %s", path, strerror(-rc));
+	}
+	if (rc || memcmp(d, digest, MFS_SHA256_LEN)) {
+		close(fd);
+		drop_bad_chunk(s, digest, (uint64_t)size, "corrupt");
+		return MFS_ERR(err, -EBADMSG, MFS_ERR_HASH, "cached chunk '%s' does not match its digest",
+			       path);
+	}
+	set_resident(s, digest, len, &stb, NULL);
+	*fdp = fd;
+	return 0;
+}
+
+int mfs_store_file_resident(struct mfs_store *s, int64_t file_id, uint64_t *bytes,
+			    uint32_t *chunks)
+{
+	sqlite3_stmt *st;
+	int rc = -EIO;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_prepare_v2(db, "SELECT count(r.digest), coalesce(sum(r.size), 0) FROM chunks c"
+				   " JOIN resident r ON r.digest = c.digest WHERE c.file_id = ?",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, file_id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			if (chunks)
+				*chunks = (uint32_t)sqlite3_column_int64(st, 0);
+			if (bytes)
+				*bytes = (uint64_t)sqlite3_column_int64(st, 1);
+			rc = 0;
+		}
+	}
+	sqlite3_finalize(st);
+	mfs_store_unlock(s);
+	return rc;
+}
+
+static void flush_touches(struct mfs_store *s)
+{
+	sqlite3_stmt *st;
+	if (!s->n_touched)
+		return;
+	if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK) {
+		if (sqlite3_prepare_v2(s->db, "UPDATE resident SET last_read = ? WHERE digest = ?",
+				       -1, &st, NULL) == SQLITE_OK) {
+			for (unsigned i = 0; i < s->n_touched; i++) {
+				sqlite3_bind_int64(st, 1, (int64_t)time(NULL));
+				sqlite3_bind_blob(st, 2, s->touched[i], MFS_SHA256_LEN, SQLITE_STATIC);
+				sqlite3_step(st);
+				sqlite3_reset(st);
+			}
+			sqlite3_finalize(st);
+		}
+		sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	}
+	s->n_touched = 0;
+	s->touch_flushed = time(NULL);
+}
+
+void mfs_store_chunk_touch(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN])
+{
+	pthread_mutex_lock(&s->lock);
+	if (!s->n_touched || memcmp(s->touched[s->n_touched - 1], digest, MFS_SHA256_LEN))
+		memcpy(s->touched[s->n_touched++], digest, MFS_SHA256_LEN);
+	if (s->n_touched == TOUCH_BATCH || time(NULL) - s->touch_flushed >= 2)
+		flush_touches(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int mfs_store_file_set_verified(struct mfs_store *s, int64_t file_id, struct mfs_err *err)
+{
+	sqlite3_stmt *st;
+	int rc = 0;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_prepare_v2(db, "UPDATE files SET verified = 1 WHERE id = ?", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		rc = sql_err(err, db, "cannot mark file verified");
+	} else {
+		sqlite3_bind_int64(st, 1, file_id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = sql_err(err, db, "cannot mark file verified");
+		sqlite3_finalize(st);
+	}
+	mfs_store_unlock(s);
+	return rc;
+}

@@ -1,0 +1,149 @@
+/*
+ * store.h - the store: a directory with a SQLite index (WAL) and the cached
+ * bytes, shared safely by the FUSE daemon and any number of commands.
+ *
+ * Layout of a store directory:
+ *   index.db            SQLite database (WAL mode); an index, rebuildable
+ *   policy.json         the trust policy (see trust.h); survives index loss
+ *   chunks/ab/<hex>     verified chunk bytes, named by their SHA-256
+ *   records/<hex>.json  one admission record per artifact, immutable,
+ *                       named by the SHA-256 of its canonical_ref
+ *   manifests/<hex>.json and .sig  signed manifests as admitted, immutable
+ *   tmp/                files being written; removed on open when stale
+ *   quarantine/         chunk files whose bytes no longer matched
+ *
+ * Invariants: a file under chunks/ was verified against its name before it
+ * was renamed there; a row in `resident` points only at such a file; an
+ * artifact row exists only after its admission committed (one transaction);
+ * records/ and manifests/ are written before the transaction and never
+ * change, so the index can be rebuilt from them and chunks/.
+ *
+ * Thread-safety: a struct mfs_store may be used from many threads; calls are
+ * serialised on one SQLite connection by an internal mutex and never hold it
+ * across network I/O. Several processes may open the same store: SQLite's
+ * locking (busy timeout 10 s) orders their transactions.
+ *
+ * The schema is documented in docs/store.md.
+ */
+#ifndef MFS_STORE_H
+#define MFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "digest.h"
+#include "err.h"
+
+struct mfs_store;
+
+/* Opens (creating if needed) the store at dir; rebuilds the index from
+ * records/ and chunks/ if index.db is missing or corrupt. 0 or -errno. */
+int mfs_store_open(const char *dir, struct mfs_store **out, struct mfs_err *err);
+void mfs_store_close(struct mfs_store *s);
+const char *mfs_store_dir(const struct mfs_store *s);
+/* The default store: $MODELFS_STORE, else /var/cache/modelfs for root, else
+ * $XDG_CACHE_HOME/modelfs or ~/.cache/modelfs. Returns a malloc'd string. */
+char *mfs_store_default_dir(void);
+
+/* Rebuilds the index from records/, manifests/ and chunks/ (what open does
+ * when index.db is lost). */
+int mfs_store_rebuild(struct mfs_store *s, struct mfs_err *err);
+
+/* --- files and artifacts ------------------------------------------------ */
+
+/* A file of an installed artifact, as the read path needs it. */
+struct mfs_file {
+	int64_t id;
+	char *endpoint;       /* where its bytes come from */
+	char *org, *name;     /* repo "org/name" */
+	char *commit;         /* 40 hex */
+	char *path;           /* path inside the repo */
+	uint64_t size;
+	char sha256[MFS_SHA256_HEX];  /* whole-file digest */
+	uint32_t chunk_size;  /* power of two */
+	uint32_t n_chunks;    /* ceil(size / chunk_size); 0 for an empty file */
+	uint8_t (*chunks)[MFS_SHA256_LEN]; /* n_chunks digests */
+	char *trust;          /* key id or "hub" */
+};
+
+/* Loads file id with its chunk digests. Caller releases. -ENOENT if absent. */
+int mfs_store_file_load(struct mfs_store *s, int64_t id, struct mfs_file *out,
+			struct mfs_err *err);
+void mfs_file_release(struct mfs_file *f);
+static inline uint64_t mfs_file_chunk_len(const struct mfs_file *f, uint32_t idx)
+{
+	uint64_t off = (uint64_t)idx * f->chunk_size;
+	return f->size - off < f->chunk_size ? f->size - off : f->chunk_size;
+}
+
+/* One installed file for the mount's tree. */
+struct mfs_store_entry {
+	int64_t file_id;
+	int64_t artifact_id;  /* one artifact that holds it (the first) */
+	const char *org, *name, *commit, *path;
+	uint64_t size;
+};
+/* One alias: <org>/<name>@<ref> -> commit. */
+struct mfs_store_alias {
+	const char *org, *name, *ref, *commit;
+};
+/* Calls file_cb for every installed file and alias_cb for every alias.
+ * Strings are valid only during the callback. A non-zero return stops. */
+int mfs_store_walk(struct mfs_store *s,
+		   int (*file_cb)(void *ctx, const struct mfs_store_entry *e),
+		   int (*alias_cb)(void *ctx, const struct mfs_store_alias *a),
+		   void *ctx, struct mfs_err *err);
+/* A counter bumped by every admission and removal (any process); the mount
+ * re-reads its tree when it changes. */
+int64_t mfs_store_generation(struct mfs_store *s);
+
+/* --- resident chunks ---------------------------------------------------- */
+
+/* Path of the chunk file for digest (buf of at least PATH_MAX). */
+void mfs_store_chunk_path(const struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			  char *buf, size_t cap);
+
+/* Commits verified bytes of a chunk: writes them under tmp/, renames into
+ * chunks/, records the stamp (inode, size, ctime) and marks it resident.
+ * The caller must already have verified data against digest. Idempotent.
+ * -ENOSPC when the disk or the quota has no room (nothing changed). */
+int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			const void *data, size_t len, struct mfs_err *err);
+
+/* Opens the resident chunk for reading, verified: if its file's stamp differs
+ * from the one recorded at commit (written since, replaced, truncated), the
+ * bytes are hashed again; a mismatch quarantines the file, records an
+ * eviction with reason "corrupt" and returns -EBADMSG (caller fetches again).
+ * -ENOENT when not resident. On success *fd is the caller's to close. */
+int mfs_store_chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			 uint64_t len, int *fd, struct mfs_err *err);
+
+/* True if the chunk is recorded resident (no disk check). */
+bool mfs_store_chunk_resident(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN]);
+
+/* Resident bytes and chunks of a file. */
+int mfs_store_file_resident(struct mfs_store *s, int64_t file_id, uint64_t *bytes,
+			    uint32_t *chunks);
+
+/* Records reads of chunks for LRU (cheap; may be batched internally). */
+void mfs_store_chunk_touch(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN]);
+
+/* Marks a file whose whole-file SHA-256 was checked over resident chunks. */
+int mfs_store_file_set_verified(struct mfs_store *s, int64_t file_id, struct mfs_err *err);
+
+/* --- counters ----------------------------------------------------------- */
+
+/* Adds delta to a named counter ("fetched_bytes", "verified_chunks",
+ * "evicted_bytes", "hash_failures", "corrupt_chunks", ...). */
+void mfs_store_count(struct mfs_store *s, const char *name, int64_t delta);
+
+/* --- raw access for modules of the core --------------------------------- */
+
+/* The SQLite connection, locked for the caller until mfs_store_unlock.
+ * For core modules only (admit, evict, pins); never hold across I/O. */
+struct sqlite3 *mfs_store_lock(struct mfs_store *s);
+void mfs_store_unlock(struct mfs_store *s);
+
+#endif

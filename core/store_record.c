@@ -1,0 +1,481 @@
+/*
+ * store_record.c - admission records and the admitting transaction; the
+ * index rebuild that replays them.
+ *
+ * The record file is written before the transaction. A crash between the
+ * two leaves a record with no rows: the artifact is not visible, and the
+ * next rebuild (or the next add of the same ref) makes it whole again,
+ * since the record holds only verified facts.
+ */
+#include "store_record.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "digest.h"
+#include "log.h"
+#include "store.h"
+
+#define RECORD_MAX (256u << 20)
+
+int mfs_store_write_file(struct mfs_store *s, const char *sub, const char *name,
+			 const void *data, size_t len, struct mfs_err *err)
+{
+	char tmp[PATH_MAX], final[PATH_MAX];
+	if (snprintf(final, sizeof(final), "%s/%s/%s", mfs_store_dir(s), sub, name) >=
+		    (int)sizeof(final) ||
+	    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.XXXXXX", mfs_store_dir(s), name) >= (int)sizeof(tmp))
+		return MFS_ERR(err, -ENAMETOOLONG, MFS_ERR_IO, "store path too long");
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+	const char *p = data;
+	size_t left = len;
+	int rc = 0;
+	while (left && !rc) {
+		ssize_t n = write(fd, p, left);
+		if (n < 0 && errno != EINTR)
+			rc = -errno;
+		else if (n > 0)
+			p += n, left -= (size_t)n;
+	}
+	if (!rc && fsync(fd))
+		rc = -errno;
+	fchmod(fd, 0644);
+	close(fd);
+	if (!rc && rename(tmp, final))
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return MFS_ERR(err, rc, MFS_ERR_IO, "cannot write '%s': %s", final, strerror(-rc));
+	}
+	return 0;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static bool is_moving(const char *rev)
+{
+	return rev && !mfs_is_hex(rev, 40);
+}
+
+static int sql_fail(struct mfs_err *err, sqlite3 *db, const char *what)
+{
+	int code = sqlite3_errcode(db);
+	return MFS_ERR(err, code == SQLITE_FULL ? -ENOSPC : -EIO, MFS_ERR_SQLITE, "%s: %s", what,
+		       sqlite3_errmsg(db));
+}
+
+/* Validates the shape of a record: every field the index needs, typed. */
+static int check_record(json_t *r, struct mfs_err *err)
+{
+	static const char *const strs[] = { "canonical_ref", "endpoint", "org", "name", "commit",
+					    "primary", "distribution_id", "identity", "format",
+					    "trust" };
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		if (!jstr(r, strs[i]))
+			return MFS_ERR(err, -EINVAL, MFS_ERR_PARSE, "record lacks '%s'", strs[i]);
+	json_t *files = json_object_get(r, "files");
+	if (!json_is_array(files) || !json_array_size(files))
+		return MFS_ERR(err, -EINVAL, MFS_ERR_PARSE, "record has no files");
+	size_t i;
+	json_t *f;
+	json_array_foreach(files, i, f) {
+		json_t *chunks = json_object_get(f, "chunks");
+		json_int_t size = json_integer_value(json_object_get(f, "size"));
+		json_int_t cs = json_integer_value(json_object_get(f, "chunk_size"));
+		if (!jstr(f, "path") || !jstr(f, "sha256") || size < 0 || cs <= 0 ||
+		    (cs & (cs - 1)) || !json_is_array(chunks) ||
+		    json_array_size(chunks) != (size_t)((size + cs - 1) / cs))
+			return MFS_ERR(err, -EINVAL, MFS_ERR_PARSE, "record file %zu is malformed", i);
+		size_t k;
+		json_t *c;
+		json_array_foreach(chunks, k, c)
+			if (!json_string_value(c) || !mfs_is_hex(json_string_value(c), 64))
+				return MFS_ERR(err, -EINVAL, MFS_ERR_PARSE,
+					       "record file '%s' has a bad chunk digest", jstr(f, "path"));
+	}
+	return 0;
+}
+
+static int64_t ref_sequence_locked(sqlite3 *db, const char *endpoint, const char *org,
+				   const char *name, const char *ref)
+{
+	sqlite3_stmt *st;
+	int64_t seq = 0;
+	if (sqlite3_prepare_v2(db, "SELECT coalesce(sequence, 0) FROM refs WHERE endpoint = ?"
+				   " AND org = ? AND name = ? AND ref = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, org, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, ref, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			seq = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return seq;
+}
+
+int64_t mfs_store_ref_sequence(struct mfs_store *s, const char *endpoint, const char *org,
+			       const char *name, const char *ref)
+{
+	sqlite3 *db = mfs_store_lock(s);
+	int64_t seq = ref_sequence_locked(db, endpoint, org, name, ref);
+	mfs_store_unlock(s);
+	return seq;
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Inserts every row of a record. Called inside a transaction, with the lock. */
+static int insert_record(sqlite3 *db, json_t *r, const char *record_name, bool check_rollback,
+			 int64_t *artifact_id, struct mfs_err *err)
+{
+	const char *endpoint = jstr(r, "endpoint"), *org = jstr(r, "org"), *name = jstr(r, "name");
+	const char *commit = jstr(r, "commit");
+	json_int_t seq = json_integer_value(json_object_get(r, "sequence"));
+	json_t *revs = json_object_get(r, "revisions");
+	size_t i;
+	json_t *v;
+
+	if (check_rollback && seq > 0) {
+		json_array_foreach(revs, i, v) {
+			const char *rev = json_string_value(v);
+			if (!is_moving(rev))
+				continue;
+			int64_t have = ref_sequence_locked(db, endpoint, org, name, rev);
+			if (have > seq)
+				return MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
+					       "rollback refused: '%s/%s@%s' was already admitted at "
+					       "manifest sequence %lld, this manifest has sequence %lld; "
+					       "add it by its commit if you really want the older one",
+					       org, name, rev, (long long)have, (long long)seq);
+		}
+	}
+
+	sqlite3_stmt *st = NULL, *fst = NULL, *cst = NULL, *ast = NULL;
+	int rc = 0;
+	char *meta = json_dumps(json_object_get(r, "meta") ? json_object_get(r, "meta")
+							   : json_object(), JSON_COMPACT);
+	if (sqlite3_prepare_v2(db, "INSERT INTO artifacts(canonical_ref, endpoint, org, name, commit_id,"
+				   " revision, primary_path, distribution_id, identity, format, trust,"
+				   " manifest_sha256, sequence, meta_json, record, added_at)"
+				   " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+				   " ON CONFLICT(canonical_ref) DO UPDATE SET record = excluded.record",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = sql_fail(err, db, "cannot prepare artifact insert");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, jstr(r, "canonical_ref"), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, endpoint, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, org, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, commit, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, json_string_value(json_array_get(revs, 0)), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, jstr(r, "primary"), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, jstr(r, "distribution_id"), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, jstr(r, "identity"), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, jstr(r, "format"), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 11, jstr(r, "trust"), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, jstr(r, "manifest_sha256"), -1, SQLITE_STATIC);
+	if (seq > 0)
+		sqlite3_bind_int64(st, 13, seq);
+	sqlite3_bind_text(st, 14, meta, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, record_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 16, json_integer_value(json_object_get(r, "added_at")));
+	if (step_done(st)) {
+		rc = sql_fail(err, db, "cannot insert artifact");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "SELECT id FROM artifacts WHERE canonical_ref = ?", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		rc = sql_fail(err, db, "cannot find artifact");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, jstr(r, "canonical_ref"), -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = sql_fail(err, db, "cannot find artifact");
+		goto out;
+	}
+	int64_t aid = sqlite3_column_int64(st, 0);
+
+	if (sqlite3_prepare_v2(db, "INSERT INTO files(endpoint, org, name, commit_id, path, size, sha256,"
+				   " chunk_size, n_chunks, trust) VALUES(?,?,?,?,?,?,?,?,?,?)"
+				   " ON CONFLICT(org, name, commit_id, path) DO UPDATE SET size = size"
+				   " RETURNING id", -1, &fst, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO chunks(file_id, idx, digest) VALUES(?,?,?)",
+			       -1, &cst, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO artifact_files(artifact_id, file_id)"
+				   " VALUES(?,?)", -1, &ast, NULL) != SQLITE_OK) {
+		rc = sql_fail(err, db, "cannot prepare file insert");
+		goto out;
+	}
+	json_array_foreach(json_object_get(r, "files"), i, v) {
+		json_t *chunks = json_object_get(v, "chunks");
+		sqlite3_bind_text(fst, 1, endpoint, -1, SQLITE_STATIC);
+		sqlite3_bind_text(fst, 2, org, -1, SQLITE_STATIC);
+		sqlite3_bind_text(fst, 3, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(fst, 4, commit, -1, SQLITE_STATIC);
+		sqlite3_bind_text(fst, 5, jstr(v, "path"), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(fst, 6, json_integer_value(json_object_get(v, "size")));
+		sqlite3_bind_text(fst, 7, jstr(v, "sha256"), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(fst, 8, json_integer_value(json_object_get(v, "chunk_size")));
+		sqlite3_bind_int64(fst, 9, (int64_t)json_array_size(chunks));
+		sqlite3_bind_text(fst, 10, jstr(r, "trust"), -1, SQLITE_STATIC);
+		if (sqlite3_step(fst) != SQLITE_ROW) {
+			rc = sql_fail(err, db, "cannot insert file");
+			goto out;
+		}
+		int64_t fid = sqlite3_column_int64(fst, 0);
+		sqlite3_reset(fst);
+		sqlite3_clear_bindings(fst);
+		size_t k;
+		json_t *c;
+		json_array_foreach(chunks, k, c) {
+			uint8_t d[MFS_SHA256_LEN];
+			mfs_hex_decode(json_string_value(c), d, sizeof(d));
+			sqlite3_bind_int64(cst, 1, fid);
+			sqlite3_bind_int64(cst, 2, (int64_t)k);
+			sqlite3_bind_blob(cst, 3, d, sizeof(d), SQLITE_TRANSIENT);
+			if (step_done(cst)) {
+				rc = sql_fail(err, db, "cannot insert chunk");
+				goto out;
+			}
+		}
+		sqlite3_bind_int64(ast, 1, aid);
+		sqlite3_bind_int64(ast, 2, fid);
+		if (step_done(ast)) {
+			rc = sql_fail(err, db, "cannot link file");
+			goto out;
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(db, "INSERT INTO refs(endpoint, org, name, ref, commit_id, sequence)"
+				   " VALUES(?,?,?,?,?,?) ON CONFLICT(endpoint, org, name, ref) DO UPDATE"
+				   " SET commit_id = excluded.commit_id, sequence = excluded.sequence"
+				   " WHERE coalesce(excluded.sequence, 0) >= coalesce(sequence, 0)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = sql_fail(err, db, "cannot prepare ref insert");
+		goto out;
+	}
+	json_array_foreach(revs, i, v) {
+		if (!json_string_value(v))
+			continue;
+		sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, org, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, json_string_value(v), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, commit, -1, SQLITE_STATIC);
+		if (seq > 0)
+			sqlite3_bind_int64(st, 6, seq);
+		if (step_done(st)) {
+			rc = sql_fail(err, db, "cannot insert ref");
+			goto out;
+		}
+	}
+	if (sqlite3_exec(db, "UPDATE meta SET value = value + 1 WHERE key = 'generation'", NULL, NULL,
+			 NULL) != SQLITE_OK) {
+		rc = sql_fail(err, db, "cannot bump generation");
+		goto out;
+	}
+	if (artifact_id)
+		*artifact_id = aid;
+out:
+	free(meta);
+	sqlite3_finalize(st);
+	sqlite3_finalize(fst);
+	sqlite3_finalize(cst);
+	sqlite3_finalize(ast);
+	return rc;
+}
+
+static void record_name(const char *canonical_ref, char out[MFS_SHA256_HEX + 5])
+{
+	uint8_t d[MFS_SHA256_LEN];
+	mfs_sha256(canonical_ref, strlen(canonical_ref), d);
+	mfs_hex_encode(d, sizeof(d), out);
+	strcat(out, ".json");
+}
+
+static json_t *load_json_file(const char *path, struct mfs_err *err)
+{
+	json_error_t je;
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (!j)
+		MFS_ERR(err, -EINVAL, MFS_ERR_PARSE, "cannot parse '%s': %s (line %d)", path, je.text,
+			je.line);
+	return j;
+}
+
+int mfs_store_admit(struct mfs_store *s, json_t *record, int64_t *artifact_id,
+		    struct mfs_err *err)
+{
+	int rc = check_record(record, err);
+	if (rc)
+		return rc;
+	char name[MFS_SHA256_HEX + 5], path[PATH_MAX];
+	record_name(jstr(record, "canonical_ref"), name);
+	if (snprintf(path, sizeof(path), "%s/records/%s", mfs_store_dir(s), name) >= (int)sizeof(path))
+		return MFS_ERR(err, -ENAMETOOLONG, MFS_ERR_IO, "store path too long");
+
+	/* Re-adding under another revision name extends the kept record. */
+	json_t *merged = json_deep_copy(record);
+	json_t *old = access(path, F_OK) == 0 ? load_json_file(path, NULL) : NULL;
+	if (old) {
+		json_t *revs = json_object_get(merged, "revisions"), *v;
+		size_t i;
+		json_array_foreach(json_object_get(old, "revisions"), i, v) {
+			bool have = false;
+			size_t k;
+			json_t *w;
+			json_array_foreach(revs, k, w)
+				have |= json_equal(v, w);
+			if (!have)
+				json_array_append(revs, v);
+		}
+		json_object_set(merged, "added_at", json_object_get(old, "added_at"));
+		json_decref(old);
+	}
+
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = sql_fail(err, db, "cannot begin admission");
+		mfs_store_unlock(s);
+		json_decref(merged);
+		return rc;
+	}
+	/* Rollback check first, so a refused admission writes nothing at all. */
+	rc = insert_record(db, merged, name, true, artifact_id, err);
+	if (!rc) {
+		char *text = json_dumps(merged, JSON_SORT_KEYS | JSON_INDENT(1));
+		rc = text ? mfs_store_write_file(s, "records", name, text, strlen(text), err)
+			  : MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+		free(text);
+	}
+	if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = sql_fail(err, db, "cannot commit admission");
+	if (rc)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	mfs_store_unlock(s);
+	json_decref(merged);
+	return rc;
+}
+
+int mfs_store_record_load(struct mfs_store *s, int64_t artifact_id, json_t **out,
+			  struct mfs_err *err)
+{
+	sqlite3_stmt *st;
+	char path[PATH_MAX] = "";
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_prepare_v2(db, "SELECT record FROM artifacts WHERE id = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, artifact_id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			snprintf(path, sizeof(path), "%s/records/%s", mfs_store_dir(s),
+				 (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	mfs_store_unlock(s);
+	if (!path[0])
+		return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND, "artifact %lld is not installed",
+			       (long long)artifact_id);
+	json_t *j = load_json_file(path, err);
+	if (!j)
+		return -EINVAL;
+	*out = j;
+	return 0;
+}
+
+/* Rebuild: replay every record, then index the chunk files (with no stamp,
+ * so each is hashed again before its first use). */
+int mfs_store_rebuild(struct mfs_store *s, struct mfs_err *err)
+{
+	char path[PATH_MAX];
+	unsigned records = 0, chunks = 0, bad = 0;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/records", mfs_store_dir(s));
+	DIR *d = opendir(path);
+	if (!d)
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+	sqlite3 *db = mfs_store_lock(s);
+	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	struct dirent *de;
+	while ((de = readdir(d)) && !rc) {
+		size_t n = strlen(de->d_name);
+		if (n != 69 || strcmp(de->d_name + 64, ".json"))
+			continue;
+		char file[PATH_MAX];
+		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+		struct mfs_err e = { 0 };
+		json_t *r = load_json_file(file, &e);
+		if (!r || check_record(r, &e) || insert_record(db, r, de->d_name, false, NULL, &e)) {
+			mfs_log_warning("skipping record '%s': %s", file, e.msg);
+			bad++;
+		} else {
+			records++;
+		}
+		json_decref(r);
+	}
+	closedir(d);
+
+	sqlite3_stmt *st = NULL;
+	snprintf(path, sizeof(path), "%s/chunks", mfs_store_dir(s));
+	d = opendir(path);
+	if (d && sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO resident(digest, size, last_read)"
+					" VALUES(?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+		while ((de = readdir(d))) {
+			if (strlen(de->d_name) != 2 || de->d_name[0] == '.')
+				continue;
+			char sub[PATH_MAX];
+			snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+			DIR *d2 = opendir(sub);
+			struct dirent *e2;
+			while (d2 && (e2 = readdir(d2))) {
+				uint8_t dg[MFS_SHA256_LEN];
+				struct stat sb;
+				if (mfs_hex_decode(e2->d_name, dg, sizeof(dg)) ||
+				    fstatat(dirfd(d2), e2->d_name, &sb, 0) || !S_ISREG(sb.st_mode))
+					continue;
+				sqlite3_bind_blob(st, 1, dg, sizeof(dg), SQLITE_TRANSIENT);
+				sqlite3_bind_int64(st, 2, sb.st_size);
+				sqlite3_bind_int64(st, 3, (int64_t)sb.st_mtime);
+				step_done(st);
+				chunks++;
+			}
+			if (d2)
+				closedir(d2);
+		}
+	}
+	sqlite3_finalize(st);
+	if (d)
+		closedir(d);
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = sql_fail(err, db, "cannot commit the rebuilt index");
+	mfs_store_unlock(s);
+	if (records || chunks || bad)
+		mfs_log_notice("index rebuilt: %u artifacts, %u chunk files, %u bad records", records,
+			       chunks, bad);
+	return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * store_record.h - admission records: the immutable document an admission
+ * leaves in records/, and the one transaction that makes it visible.
+ *
+ * A record is a JSON object holding everything the index keeps about an
+ * artifact (docs/store.md spells it out):
+ *   {"version":1, "canonical_ref", "endpoint", "org", "name", "commit",
+ *    "revisions":[names used to add it], "primary", "distribution_id",
+ *    "identity", "format", "trust", "manifest_sha256", "sequence", "meta",
+ *    "added_at", "files":[{"path","size","sha256","chunk_size","chunks":[hex]}]}
+ * The index is rebuilt from these records and the chunk files.
+ */
+#ifndef MFS_STORE_RECORD_H
+#define MFS_STORE_RECORD_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct mfs_store;
+
+/*
+ * Commits an admission: writes (or extends with a new revision name) the
+ * record file, then inserts the artifact, its files, chunk digests and the
+ * revision alias in one SQLite transaction and bumps the generation.
+ * Rollback protection: if revision is a moving name (not 40 hex) and the
+ * store already admitted a higher sequence for it, -EPERM (kind POLICY) and
+ * nothing changes. Idempotent for an artifact already installed.
+ * record is borrowed. Writes the artifact's id to *artifact_id if non-NULL.
+ */
+int mfs_store_admit(struct mfs_store *s, json_t *record, int64_t *artifact_id,
+		    struct mfs_err *err);
+
+/* The highest sequence admitted for a moving revision name; 0 if none. */
+int64_t mfs_store_ref_sequence(struct mfs_store *s, const char *endpoint, const char *org,
+			       const char *name, const char *ref);
+
+/* Writes data atomically to <store>/<sub>/<name> (tmp + rename); 0 or -errno. */
+int mfs_store_write_file(struct mfs_store *s, const char *sub, const char *name,
+			 const void *data, size_t len, struct mfs_err *err);
+
+/* Loads the record of an installed artifact by id (caller decrefs). */
+int mfs_store_record_load(struct mfs_store *s, int64_t artifact_id, json_t **out,
+			  struct mfs_err *err);
+
+#endif
