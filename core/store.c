@@ -671,8 +671,8 @@ static int hash_fd(int fd, uint64_t len, uint8_t out[MFS_SHA256_LEN])
 	return 0;
 }
 
-int mfs_store_chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			 uint64_t len, int *fdp, struct mfs_err *err)
+static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN], uint64_t len,
+		      bool force, int *fdp, struct mfs_err *err)
 {
 	sqlite3_stmt *st;
 	int64_t ino = -1, ctime_ns = -1, size = -1;
@@ -710,7 +710,7 @@ int mfs_store_chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LE
 		close(fd);
 		return MFS_ERR(err, -e, MFS_ERR_IO, "cannot stat '%s': %s", path, strerror(e));
 	}
-	if ((uint64_t)stb.st_size == len && (int64_t)stb.st_ino == ino &&
+	if (!force && (uint64_t)stb.st_size == len && (int64_t)stb.st_ino == ino &&
 	    stat_ctime_ns(&stb) == ctime_ns) {
 		*fdp = fd;
 		return 0;
@@ -804,5 +804,21 @@ int mfs_store_file_set_verified(struct mfs_store *s, int64_t file_id, struct mfs
 		sqlite3_finalize(st);
 	}
 	mfs_store_unlock(s);
+	return rc;
+}
+
+int mfs_store_chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			 uint64_t len, int *fd, struct mfs_err *err)
+{
+	return chunk_open(s, digest, len, false, fd, err);
+}
+
+int mfs_store_chunk_check(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			  uint64_t len, struct mfs_err *err)
+{
+	int fd = -1;
+	int rc = chunk_open(s, digest, len, true, &fd, err);
+	if (!rc)
+		close(fd);
 	return rc;
 }

@@ -120,6 +120,12 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 int mfs_store_chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 			 uint64_t len, int *fd, struct mfs_err *err);
 
+/* Hashes the resident chunk again whatever its stamp says (`verify`): 0 if
+ * it matches, -EBADMSG if it did not (quarantined, as above), -ENOENT if it
+ * is not resident. */
+int mfs_store_chunk_check(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			  uint64_t len, struct mfs_err *err);
+
 /* True if the chunk is recorded resident (no disk check). */
 bool mfs_store_chunk_resident(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN]);
 
