@@ -1145,6 +1145,14 @@ static void finish_rq(struct call *c, struct rq *r, CURLcode cc)
 		return;
 	}
 	if (x->status == 206) {
+		if (x->has_cr && !x->cr_bad && x->cr_a == x->off && x->cr_total != UINT64_MAX &&
+		    x->cr_total - x->off < x->len) {
+			MFS_ERR(&r->last, -EINVAL, MFS_ERR_HTTP,
+				"fetching %s of '%s': the range ends past the end of the file (%" PRIu64
+				" bytes)", what, c->subject, x->cr_total);
+			attempt_failed(c, r, true, -1);
+			return;
+		}
 		if (!x->has_cr || x->cr_bad || x->cr_a != x->off ||
 		    x->cr_b != x->off + x->len - 1) {
 			MFS_ERR(&r->last, -EIO, MFS_ERR_HTTP,

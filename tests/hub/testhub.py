@@ -217,6 +217,12 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "testhub/1"
     role = "hub"
 
+    def handle(self):
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+
     def log_message(self, fmt, *args):
         if CFG.get("verbose"):
             sys.stderr.write("%s %s\n" % (self.role, fmt % args))
