@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -191,4 +192,27 @@ int main(int argc, char **argv)
 	free(default_dir);
 	curl_global_cleanup();
 	return rc;
+}
+
+void mfs_cmd_progress(void *ctx, unsigned long long done, unsigned long long total)
+{
+	struct mfs_cmd *cmd = ctx;
+	static struct timespec t0;
+	struct timespec now;
+	if (!cmd || !cmd->tty)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!t0.tv_sec || done == 0)
+		t0 = now;
+	double secs = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+	double rate = secs > 0 ? (double)done / secs : 0;
+	double left = rate > 0 && total > done ? (double)(total - done) / rate : 0;
+	int width = 30, fill = total ? (int)((double)done / (double)total * width) : width;
+	char bar[64];
+	for (int i = 0; i < width; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[width] = '\0';
+	fprintf(stderr, "\r[%s] %6.1f / %.1f MiB  %6.1f MiB/s  %3.0fs left ", bar,
+		(double)done / 1048576, (double)total / 1048576, rate / 1048576, left);
+	fflush(stderr);
 }

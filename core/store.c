@@ -822,3 +822,24 @@ int mfs_store_chunk_check(struct mfs_store *s, const uint8_t digest[MFS_SHA256_L
 		close(fd);
 	return rc;
 }
+
+int64_t mfs_store_file_id(struct mfs_store *s, const char *org, const char *name,
+			  const char *commit, const char *path)
+{
+	sqlite3_stmt *st;
+	int64_t id = 0;
+	sqlite3 *db = mfs_store_lock(s);
+	if (org && name && commit && path &&
+	    sqlite3_prepare_v2(db, "SELECT id FROM files WHERE org = ? AND name = ? AND commit_id = ?"
+				   " AND path = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, org, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, commit, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, path, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			id = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	mfs_store_unlock(s);
+	return id;
+}

@@ -78,6 +78,10 @@ static inline uint64_t mfs_file_chunk_len(const struct mfs_file *f, uint32_t idx
 	return f->size - off < f->chunk_size ? f->size - off : f->chunk_size;
 }
 
+/* The id of file path of org/name at commit; 0 if not installed. */
+int64_t mfs_store_file_id(struct mfs_store *s, const char *org, const char *name,
+			  const char *commit, const char *path);
+
 /* One installed file for the mount's tree. */
 struct mfs_store_entry {
 	int64_t file_id;

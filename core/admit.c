@@ -1,0 +1,744 @@
+/*
+ * admit.c - the admission transaction (admit.h).
+ *
+ * The steps run in the order of product.md §4 and each one only narrows what
+ * the next may trust: the revision is resolved once to a commit and every
+ * later request names that commit; the root of trust decides which sizes and
+ * digests are believed; selection runs over the trusted file list (the
+ * signed manifest's, not the listing's, in signed mode); structure is
+ * validated on bytes that were verified against those digests; and the
+ * record reaches the index in one transaction at the end.
+ */
+#include "admit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "gguf.h"
+#include "log.h"
+#include "manifest.h"
+#include "ref.h"
+#include "repo.h"
+#include "safetensors.h"
+#include "select.h"
+#include "store_record.h"
+#include "trust.h"
+
+#define SIG_MAX 4096
+#define HEADER_FIRST (256u << 10)
+#define HUB_CHUNK_SIZE (4u << 20)
+
+char *mfs_admit_default_endpoint(void)
+{
+	const char *env = getenv("HF_ENDPOINT");
+	return strdup(env && *env ? env : "https://huggingface.co");
+}
+
+void mfs_admit_result_release(struct mfs_admit_result *r)
+{
+	if (!r)
+		return;
+	free(r->canonical_ref);
+	free(r->trust);
+	memset(r, 0, sizeof(*r));
+}
+
+/* What admission knows of one file of the set before it is committed. */
+struct afile {
+	struct mfs_file f;       /* id 0 until committed */
+	const char *git_oid;     /* hub mode, non-LFS: the git blob id to check */
+};
+
+struct admission {
+	struct mfs_store *s;
+	struct mfs_cache *c;
+	const struct mfs_admit_opts *opts;
+	struct mfs_repo *repo;
+	struct mfs_ref ref;
+	char repo_name[512];     /* "org/name" */
+	char commit[41];
+	struct mfs_repo_listing listing;
+	bool signed_mode;
+	struct mfs_manifest manifest;
+	char key_id[17];
+	char manifest_sha256[MFS_SHA256_HEX];
+	char *manifest_json, *manifest_sig;
+	size_t manifest_len, sig_len;
+	struct mfs_selection sel;
+	struct afile *files;
+	size_t n_files;
+	json_t *meta;            /* compact metadata of the primary */
+	json_t *identity_parts;  /* format details that enter identity */
+};
+
+static const struct mfs_repo_file *listed(const struct admission *a, const char *path)
+{
+	for (size_t i = 0; i < a->listing.n; i++)
+		if (!strcmp(a->listing.files[i].path, path))
+			return &a->listing.files[i];
+	return NULL;
+}
+
+/* Reads a whole small repository file (manifest, signature) with a cap. */
+static int fetch_small(struct admission *a, const char *path, size_t cap, char **out, size_t *len,
+		       struct mfs_err *err)
+{
+	const struct mfs_repo_file *rf = listed(a, path);
+	if (!rf)
+		return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND, "'%s' is not in the repository", path);
+	if (rf->size > cap)
+		return MFS_ERR(err, -EFBIG, MFS_ERR_PARSE, "'%s' is %llu bytes, more than the %zu allowed",
+			       path, (unsigned long long)rf->size, cap);
+	char *buf = malloc(rf->size + 1);
+	if (!buf)
+		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	int rc = rf->size ? mfs_repo_read(a->repo, a->repo_name, a->commit, path, 0, rf->size, NULL,
+					  buf, err)
+			  : 0;
+	if (rc) {
+		free(buf);
+		mfs_err_prefix(err, "cannot fetch '%s'", path);
+		return rc;
+	}
+	buf[rf->size] = '\0';
+	*out = buf;
+	*len = (size_t)rf->size;
+	return 0;
+}
+
+/* Step 3: the root of trust. */
+static int establish_trust(struct admission *a, struct mfs_err *err)
+{
+	struct mfs_policy *policy;
+	int rc = mfs_policy_load(mfs_store_dir(a->s), &policy, err);
+	if (rc)
+		return rc;
+	struct mfs_err sig_err = { 0 };
+	bool has_manifest = listed(a, MFS_MANIFEST_JSON) != NULL;
+	if (has_manifest) {
+		rc = fetch_small(a, MFS_MANIFEST_JSON, MFS_MANIFEST_MAX, &a->manifest_json,
+				 &a->manifest_len, err);
+		if (!rc && listed(a, MFS_MANIFEST_SIG))
+			rc = fetch_small(a, MFS_MANIFEST_SIG, SIG_MAX, &a->manifest_sig, &a->sig_len, err);
+		if (rc)
+			goto out;
+		rc = mfs_policy_verify_manifest(policy, a->repo_name, a->manifest_json, a->manifest_len,
+						a->manifest_sig, a->sig_len, &a->manifest, a->key_id,
+						&sig_err);
+		if (!rc) {
+			uint8_t d[MFS_SHA256_LEN];
+			mfs_sha256(a->manifest_json, a->manifest_len, d);
+			mfs_hex_encode(d, sizeof(d), a->manifest_sha256);
+			a->signed_mode = true;
+			goto out;
+		}
+		/* A signature that does not verify is an attack or an accident:
+		 * never fall back to weaker evidence. An untrusted key may. */
+		if (rc != -EPERM) {
+			if (err)
+				*err = sig_err;
+			goto out;
+		}
+	}
+	struct mfs_err hub_err = { 0 };
+	rc = mfs_policy_hub_allowed(policy, a->repo_name, a->repo->endpoint, &hub_err);
+	if (!rc) {
+		a->signed_mode = false;
+		goto out;
+	}
+	if (has_manifest) {
+		if (err)
+			*err = sig_err;
+		rc = sig_err.code ? sig_err.code : -EPERM;
+	} else {
+		rc = MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
+			     "no root of trust for '%s': it has no signed manifest (%s) and hub "
+			     "checksums are not trusted for it (%s); to trust hub checksums run "
+			     "'modelfs trust hub --prefix %s'", a->repo_name, MFS_MANIFEST_JSON,
+			     hub_err.msg, a->ref.org);
+	}
+out:
+	mfs_policy_free(policy);
+	return rc;
+}
+
+static bool is_moving(const char *rev)
+{
+	return rev && !mfs_is_hex(rev, 40);
+}
+
+/* Step 3 for moving refs: never back to a lower sequence. */
+static int check_rollback(struct admission *a, struct mfs_err *err)
+{
+	const char *rev = a->ref.revision ? a->ref.revision : "main";
+	if (!a->signed_mode || !is_moving(rev))
+		return 0;
+	int64_t have = mfs_store_ref_sequence(a->s, a->repo->endpoint, a->ref.org, a->ref.repo, rev);
+	if (have > (int64_t)a->manifest.sequence)
+		return MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
+			       "rollback refused: '%s@%s' was already admitted at manifest sequence "
+			       "%lld, the repository now offers sequence %llu; add it by its commit "
+			       "if you really want the older one", a->repo_name, rev, (long long)have,
+			       (unsigned long long)a->manifest.sequence);
+	return 0;
+}
+
+static int add_file(struct admission *a, const char *path, struct mfs_err *err)
+{
+	for (size_t i = 0; i < a->n_files; i++)
+		if (!strcmp(a->files[i].f.path, path))
+			return 0;
+	if (!mfs_path_is_safe(path))
+		return MFS_ERR(err, -EINVAL, MFS_ERR_FORMAT, "unsafe path '%s' in '%s'", path,
+			       a->repo_name);
+	struct afile *fs = realloc(a->files, (a->n_files + 1) * sizeof(*fs));
+	if (!fs)
+		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	a->files = fs;
+	struct afile *af = &a->files[a->n_files];
+	memset(af, 0, sizeof(*af));
+	af->f.endpoint = a->repo->endpoint;
+	af->f.org = a->ref.org;
+	af->f.name = a->ref.repo;
+	af->f.commit = a->commit;
+	af->f.path = (char *)path;
+	if (a->signed_mode) {
+		const struct mfs_manifest_file *mf = mfs_manifest_find(&a->manifest, path);
+		if (!mf)
+			return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND,
+				       "'%s' is not in the signed manifest of '%s'", path, a->repo_name);
+		const struct mfs_repo_file *rf = listed(a, path);
+		if (!rf)
+			return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND,
+				       "'%s' is in the manifest but missing from the repository", path);
+		if (rf->size != mf->size)
+			return MFS_ERR(err, -EINVAL, MFS_ERR_HASH,
+				       "'%s' is %llu bytes in the repository but %llu in the signed "
+				       "manifest", path, (unsigned long long)rf->size,
+				       (unsigned long long)mf->size);
+		af->f.size = mf->size;
+		memcpy(af->f.sha256, mf->sha256, sizeof(af->f.sha256));
+		af->f.chunk_size = mf->chunk_size;
+		af->f.n_chunks = mf->n_chunks;
+		af->f.chunks = mf->chunks; /* borrowed from the manifest */
+		af->f.trust = a->key_id;
+	} else {
+		const struct mfs_repo_file *rf = listed(a, path);
+		if (!rf)
+			return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND, "'%s' is not in '%s' at %s", path,
+				       a->repo_name, a->commit);
+		if (!rf->has_sha256 && !rf->git_oid[0])
+			return MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
+				       "the hub lists no checksum for '%s': it cannot be verified", path);
+		af->f.size = rf->size;
+		if (rf->has_sha256)
+			memcpy(af->f.sha256, rf->sha256, sizeof(af->f.sha256));
+		af->git_oid = rf->has_sha256 ? NULL : rf->git_oid;
+		af->f.chunk_size = HUB_CHUNK_SIZE;
+		af->f.n_chunks = (uint32_t)((rf->size + HUB_CHUNK_SIZE - 1) / HUB_CHUNK_SIZE);
+		af->f.trust = "hub";
+	}
+	a->n_files++;
+	return 0;
+}
+
+/* Step 4 (selection half): the artifact and its file set. */
+static int select_files(struct admission *a, struct mfs_err *err)
+{
+	size_t n = a->signed_mode ? a->manifest.n_files : a->listing.n;
+	const char **paths = calloc(n ? n : 1, sizeof(*paths));
+	if (!paths)
+		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		paths[i] = a->signed_mode ? a->manifest.files[i].path : a->listing.files[i].path;
+	int rc = mfs_select(paths, n, a->ref.selector, &a->sel, err);
+	free(paths);
+	if (rc) {
+		mfs_err_prefix(err, "'%s' at %.12s", a->repo_name, a->commit);
+		return rc;
+	}
+	for (size_t i = 0; i < a->sel.n_files && !rc; i++)
+		rc = add_file(a, a->sel.files[i], err);
+	for (size_t i = 0; i < a->opts->n_sidecars && !rc; i++)
+		rc = add_file(a, a->opts->sidecars[i], err);
+	return rc;
+}
+
+/* --- hub mode: whole files, verified before anything is kept -------------- */
+
+struct hub_dl {
+	int fd, done_fd;
+	uint8_t *have;          /* per chunk: already in the partial file */
+	const struct mfs_file *f;
+	uint32_t next;
+	int rc;
+	struct mfs_err err;
+	uint64_t got;
+	const struct mfs_admit_opts *opts;
+};
+
+static bool hub_next(void *ctx, struct mfs_fetch_req *req)
+{
+	struct hub_dl *d = ctx;
+	while (d->next < d->f->n_chunks && d->have[d->next])
+		d->next++;
+	if (d->next >= d->f->n_chunks || d->rc)
+		return false;
+	uint32_t i = d->next++;
+	*req = (struct mfs_fetch_req){ .path = d->f->path, .off = (uint64_t)i * d->f->chunk_size,
+				       .len = mfs_file_chunk_len(d->f, i), .tag = i };
+	return true;
+}
+
+static int hub_done(void *ctx, const struct mfs_fetch_req *req, const void *buf, size_t len)
+{
+	struct hub_dl *d = ctx;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = pwrite(d->fd, (const char *)buf + off, len - off, (off_t)(req->off + off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			d->rc = MFS_ERR(&d->err, -errno, MFS_ERR_IO, "cannot write the download of '%s': %s",
+					d->f->path, strerror(errno));
+			return d->rc;
+		}
+		off += (size_t)n;
+	}
+	uint32_t idx = (uint32_t)req->tag;
+	/* The evidence that makes the download resumable: written after the
+	 * bytes, so an index listed here always has its bytes on disk. */
+	if (write(d->done_fd, &idx, sizeof(idx)) != sizeof(idx)) {
+		d->rc = MFS_ERR(&d->err, -EIO, MFS_ERR_IO, "cannot record download progress");
+		return d->rc;
+	}
+	d->got += len;
+	if (d->opts->progress)
+		d->opts->progress(d->opts->progress_ctx, d->got, d->f->size);
+	return 0;
+}
+
+static void hub_failed(void *ctx, const struct mfs_fetch_req *req, const struct mfs_err *e)
+{
+	struct hub_dl *d = ctx;
+	if (!d->rc) {
+		d->rc = e && e->code ? e->code : -EIO;
+		if (e)
+			d->err = *e;
+	}
+	(void)req;
+}
+
+static int git_blob_check(int fd, uint64_t size, const char *oid, struct mfs_err *err)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char head[64], hex[41];
+	uint8_t buf[65536], d[20];
+	unsigned int dn = 0;
+	int hn = snprintf(head, sizeof(head), "blob %llu", (unsigned long long)size);
+	if (!ctx)
+		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
+	EVP_DigestUpdate(ctx, head, (size_t)hn + 1);
+	uint64_t off = 0;
+	while (off < size) {
+		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
+		if (n <= 0)
+			break;
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	EVP_DigestFinal_ex(ctx, d, &dn);
+	EVP_MD_CTX_free(ctx);
+	mfs_hex_encode(d, sizeof(d), hex);
+	if (off != size || strcasecmp(hex, oid))
+		return MFS_ERR(err, -EIO, MFS_ERR_HASH, "git blob id %s does not match the hub's %s",
+			       hex, oid);
+	return 0;
+}
+
+/* Downloads f whole into partial/, checks its SHA-256 (or git blob id),
+ * then commits its chunks and fills their digests. */
+static int hub_fetch_file(struct admission *a, struct afile *af, struct mfs_err *err)
+{
+	struct mfs_file *f = &af->f;
+	char part[PATH_MAX], done[PATH_MAX], key[128];
+	snprintf(key, sizeof(key), "%s", af->git_oid ? af->git_oid : f->sha256);
+	snprintf(part, sizeof(part), "%s/partial/%s.part", mfs_store_dir(a->s), key);
+	snprintf(done, sizeof(done), "%s/partial/%s.done", mfs_store_dir(a->s), key);
+	struct hub_dl d = { .f = f, .opts = a->opts };
+	int rc = 0;
+	d.have = calloc(f->n_chunks ? f->n_chunks : 1, 1);
+	d.fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	d.done_fd = open(done, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (!d.have || d.fd < 0 || d.done_fd < 0) {
+		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create the download of '%s' in '%s': %s",
+			     f->path, part, strerror(errno));
+		goto out;
+	}
+	uint32_t idx;
+	unsigned resumed = 0;
+	while (read(d.done_fd, &idx, sizeof(idx)) == sizeof(idx))
+		if (idx < f->n_chunks && !d.have[idx]) {
+			d.have[idx] = 1;
+			d.got += mfs_file_chunk_len(f, idx);
+			resumed++;
+		}
+	if (resumed)
+		mfs_log_info("resuming '%s': %u of %u ranges already downloaded", f->path, resumed,
+			     f->n_chunks);
+	if (ftruncate(d.fd, (off_t)f->size)) {
+		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot size '%s': %s", part, strerror(errno));
+		goto out;
+	}
+	struct mfs_fetch_job job = { .next = hub_next, .done = hub_done, .failed = hub_failed,
+				     .ctx = &d };
+	rc = mfs_repo_fetch(a->repo, a->repo_name, a->commit, &job, NULL, err);
+	if (!rc && d.rc) {
+		rc = d.rc;
+		if (err)
+			*err = d.err;
+	}
+	if (rc)
+		goto out;
+
+	/* Whole-file check; only then are chunk digests computed and kept. */
+	if (af->git_oid) {
+		rc = git_blob_check(d.fd, f->size, af->git_oid, err);
+		if (!rc) {
+			char hex[MFS_SHA256_HEX];
+			rc = mfs_sha256_file(part, hex);
+			memcpy(f->sha256, hex, sizeof(hex));
+		}
+	} else {
+		char hex[MFS_SHA256_HEX];
+		rc = mfs_sha256_file(part, hex);
+		if (!rc && strcmp(hex, f->sha256))
+			rc = MFS_ERR(err, -EIO, MFS_ERR_HASH,
+				     "'%s' hashes to %s but the hub says %s: refused, nothing admitted",
+				     f->path, hex, f->sha256);
+	}
+	if (rc) {
+		/* Bad bytes are not evidence worth resuming from. */
+		unlink(part);
+		unlink(done);
+		if (!err || !err->code)
+			MFS_ERR(err, rc, MFS_ERR_HASH, "'%s' failed verification", f->path);
+		goto out;
+	}
+	f->chunks = calloc(f->n_chunks ? f->n_chunks : 1, MFS_SHA256_LEN);
+	uint8_t *buf = malloc(f->chunk_size);
+	if (!f->chunks || !buf) {
+		free(buf);
+		rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < f->n_chunks && !rc; i++) {
+		uint64_t len = mfs_file_chunk_len(f, i);
+		if (pread(d.fd, buf, len, (off_t)i * f->chunk_size) != (ssize_t)len) {
+			rc = MFS_ERR(err, -EIO, MFS_ERR_IO, "cannot read back '%s'", part);
+			break;
+		}
+		mfs_sha256(buf, len, f->chunks[i]);
+		rc = mfs_store_chunk_put(a->s, f->chunks[i], buf, len, err);
+	}
+	free(buf);
+	if (!rc) {
+		unlink(part);
+		unlink(done);
+		mfs_store_count(a->s, "fetched_bytes", (int64_t)f->size);
+	}
+out:
+	free(d.have);
+	if (d.fd >= 0)
+		close(d.fd);
+	if (d.done_fd >= 0)
+		close(d.done_fd);
+	return rc;
+}
+
+/* --- step 4: structure, from verified bytes ----------------------------- */
+
+typedef int (*parse_fn)(const uint8_t *buf, size_t len, uint64_t size, uint64_t *need, void *out,
+			struct mfs_err *err);
+
+static int parse_gguf(const uint8_t *b, size_t l, uint64_t s, uint64_t *n, void *o, struct mfs_err *e)
+{
+	return mfs_gguf_parse(b, l, s, n, o, e);
+}
+
+static int parse_st(const uint8_t *b, size_t l, uint64_t s, uint64_t *n, void *o, struct mfs_err *e)
+{
+	return mfs_safetensors_parse(b, l, s, n, o, e);
+}
+
+/* Reads growing verified prefixes of f until the parser has what it needs. */
+static int parse_header(struct admission *a, const struct mfs_file *f, parse_fn parse, void *out,
+			struct mfs_err *err)
+{
+	uint64_t want = f->size < HEADER_FIRST ? f->size : HEADER_FIRST;
+	uint8_t *buf = NULL;
+	int rc = -EAGAIN;
+	for (int round = 0; round < 8 && rc == -EAGAIN; round++) {
+		uint8_t *nb = realloc(buf, want ? want : 1);
+		if (!nb) {
+			rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+			break;
+		}
+		buf = nb;
+		ssize_t n = want ? mfs_cache_read(a->c, f, 0, (size_t)want, buf, err) : 0;
+		if (n < 0) {
+			rc = (int)n;
+			break;
+		}
+		uint64_t need = 0;
+		rc = parse(buf, (size_t)n, f->size, &need, out, err);
+		if (rc == -EAGAIN) {
+			if (need <= want || need > f->size) {
+				rc = MFS_ERR(err, -EINVAL, MFS_ERR_FORMAT, "header of '%s' cannot be read",
+					     f->path);
+				break;
+			}
+			want = need;
+		}
+	}
+	free(buf);
+	if (rc)
+		mfs_err_prefix(err, "'%s' is not a valid %s file", f->path,
+			       parse == parse_gguf ? "GGUF" : "safetensors");
+	return rc;
+}
+
+static int validate(struct admission *a, struct mfs_err *err)
+{
+	int rc = 0;
+	if (a->sel.format == MFS_FORMAT_GGUF) {
+		size_t n = a->sel.n_files;
+		struct mfs_gguf_meta *metas = calloc(n, sizeof(*metas));
+		const struct mfs_gguf_meta **ptrs = calloc(n, sizeof(*ptrs));
+		if (!metas || !ptrs)
+			rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+		for (size_t i = 0; i < n && !rc; i++) {
+			rc = parse_header(a, &a->files[i].f, parse_gguf, &metas[i], err);
+			ptrs[i] = &metas[i];
+		}
+		if (!rc && a->sel.split_count)
+			rc = mfs_gguf_check_split(ptrs, n, err);
+		if (!rc) {
+			a->meta = mfs_gguf_meta_json(&metas[0]);
+			a->identity_parts = json_pack("{s:s,s:I,s:s?,s:{s:s?,s:s},s:s?}",
+				"format", "gguf", "format_version", (json_int_t)metas[0].version,
+				"architecture", metas[0].architecture, "tokenizer",
+				"model", metas[0].tokenizer_model, "tokens_sha256",
+				metas[0].tokens_sha256, "quantization", metas[0].file_type_name);
+		}
+		for (size_t i = 0; metas && i < n; i++)
+			mfs_gguf_meta_release(&metas[i]);
+		free(metas);
+		free(ptrs);
+	} else if (a->sel.format == MFS_FORMAT_SAFETENSORS) {
+		for (size_t i = 0; i < a->sel.n_files && !rc; i++) {
+			const struct mfs_file *f = &a->files[i].f;
+			if (mfs_format_from_path(f->path) != MFS_FORMAT_SAFETENSORS ||
+			    strstr(f->path, ".index.json"))
+				continue;
+			struct mfs_safetensors_meta m = { 0 };
+			rc = parse_header(a, f, parse_st, &m, err);
+			if (!rc && !a->meta) {
+				a->meta = mfs_safetensors_meta_json(&m);
+				a->identity_parts = json_pack("{s:s,s:i,s:s}", "format", "safetensors",
+							      "format_version", 1, "dtypes",
+							      m.dtypes ? m.dtypes : "");
+			}
+			mfs_safetensors_meta_release(&m);
+		}
+	}
+	if (!rc && !a->identity_parts)
+		a->identity_parts = json_pack("{s:s}", "format", mfs_format_name(a->sel.format));
+	if (!rc && !a->meta)
+		a->meta = json_object();
+	return rc;
+}
+
+/* identity key (product.md §2): SHA-256 over the canonical JSON of the
+ * files' digests, format facts, and the source repo and revision. */
+static char *identity(struct admission *a)
+{
+	json_t *shas = json_array();
+	for (size_t i = 0; i < a->n_files; i++)
+		json_array_append_new(shas, json_string(a->files[i].f.sha256));
+	json_t *id = json_pack("{s:o,s:O,s:s,s:s}", "files", shas, "format", a->identity_parts,
+			       "repo", a->repo_name, "revision", a->commit);
+	char *text = json_dumps(id, JSON_SORT_KEYS | JSON_COMPACT);
+	json_decref(id);
+	if (!text)
+		return NULL;
+	uint8_t d[MFS_SHA256_LEN];
+	char *hex = malloc(MFS_SHA256_HEX);
+	mfs_sha256(text, strlen(text), d);
+	free(text);
+	if (hex)
+		mfs_hex_encode(d, sizeof(d), hex);
+	return hex;
+}
+
+static json_t *make_record(struct admission *a, const char *canonical, const char *ident)
+{
+	json_t *files = json_array();
+	for (size_t i = 0; i < a->n_files; i++) {
+		const struct mfs_file *f = &a->files[i].f;
+		json_t *chunks = json_array();
+		for (uint32_t k = 0; k < f->n_chunks; k++) {
+			char hex[MFS_SHA256_HEX];
+			mfs_hex_encode(f->chunks[k], MFS_SHA256_LEN, hex);
+			json_array_append_new(chunks, json_string(hex));
+		}
+		json_array_append_new(files, json_pack("{s:s,s:I,s:s,s:I,s:o}", "path", f->path,
+						       "size", (json_int_t)f->size, "sha256", f->sha256,
+						       "chunk_size", (json_int_t)f->chunk_size,
+						       "chunks", chunks));
+	}
+	const char *rev = a->ref.revision ? a->ref.revision : "main";
+	json_t *r = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:[s],s:s,s:s,s:s,s:s,s:s,s:O,s:I,s:o}",
+			      "version", 1, "canonical_ref", canonical, "endpoint", a->repo->endpoint,
+			      "org", a->ref.org, "name", a->ref.repo, "commit", a->commit,
+			      "revisions", rev, "primary", a->sel.primary, "distribution_id",
+			      a->sel.distribution_id, "identity", ident, "format",
+			      mfs_format_name(a->sel.format), "trust",
+			      a->signed_mode ? a->key_id : "hub", "meta", a->meta, "added_at",
+			      (json_int_t)time(NULL), "files", files);
+	if (r && a->signed_mode) {
+		json_object_set_new(r, "manifest_sha256", json_string(a->manifest_sha256));
+		json_object_set_new(r, "sequence", json_integer((json_int_t)a->manifest.sequence));
+	}
+	return r;
+}
+
+static void admission_release(struct admission *a)
+{
+	for (size_t i = 0; i < a->n_files; i++)
+		if (!a->signed_mode)
+			free(a->files[i].f.chunks);
+	free(a->files);
+	mfs_selection_release(&a->sel);
+	mfs_manifest_release(&a->manifest);
+	free(a->manifest_json);
+	free(a->manifest_sig);
+	mfs_repo_listing_release(&a->listing);
+	json_decref(a->meta);
+	json_decref(a->identity_parts);
+	mfs_ref_release(&a->ref);
+	mfs_repo_close(a->repo);
+}
+
+int mfs_admit(struct mfs_store *s, struct mfs_cache *c, const char *ref_text,
+	      const struct mfs_admit_opts *opts, struct mfs_admit_result *out,
+	      struct mfs_err *err)
+{
+	static const struct mfs_admit_opts no_opts;
+	struct admission a = { .s = s, .c = c, .opts = opts ? opts : &no_opts };
+	char *endpoint = a.opts->endpoint ? strdup(a.opts->endpoint) : mfs_admit_default_endpoint();
+	char *canonical = NULL, *ident = NULL;
+	json_t *record = NULL;
+	int rc;
+
+	if ((rc = mfs_ref_parse(ref_text, &a.ref, err)))
+		goto out;
+	snprintf(a.repo_name, sizeof(a.repo_name), "%s/%s", a.ref.org, a.ref.repo);
+	if ((rc = mfs_repo_open(endpoint, &a.repo, err)))
+		goto out;
+	/* 1. the revision, once, to an immutable commit */
+	if ((rc = mfs_repo_resolve(a.repo, a.repo_name, a.ref.revision ? a.ref.revision : "main",
+				   a.commit, err)))
+		goto out;
+	if ((rc = mfs_repo_list(a.repo, a.repo_name, a.commit, &a.listing, err)))
+		goto out;
+	/* 3. the root of trust and the policy, before any model byte moves */
+	if ((rc = establish_trust(&a, err)) || (rc = check_rollback(&a, err)))
+		goto out;
+	if ((rc = select_files(&a, err)))
+		goto out;
+	/* 1-2 in hub mode: whole files, verified before they are kept */
+	for (size_t i = 0; i < a.n_files && !rc && !a.signed_mode; i++)
+		rc = hub_fetch_file(&a, &a.files[i], err);
+	if (rc)
+		goto out;
+	/* 4. structure, from verified bytes */
+	if ((rc = validate(&a, err)))
+		goto out;
+	canonical = mfs_canonical_ref(a.ref.org, a.ref.repo, a.commit, a.sel.primary);
+	ident = identity(&a);
+	record = canonical && ident ? make_record(&a, canonical, ident) : NULL;
+	if (!record) {
+		rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	/* 5. keep the manifest, then promote in one transaction */
+	if (a.signed_mode) {
+		char name[MFS_SHA256_HEX + 8];
+		snprintf(name, sizeof(name), "%s.json", a.manifest_sha256);
+		rc = mfs_store_write_file(s, "manifests", name, a.manifest_json, a.manifest_len, err);
+		snprintf(name, sizeof(name), "%s.sig", a.manifest_sha256);
+		if (!rc)
+			rc = mfs_store_write_file(s, "manifests", name, a.manifest_sig, a.sig_len, err);
+		if (rc)
+			goto out;
+	}
+	int64_t id = 0;
+	if ((rc = mfs_store_admit(s, record, &id, err)))
+		goto out;
+	out->artifact_id = id;
+	out->canonical_ref = canonical;
+	out->trust = strdup(a.signed_mode ? a.key_id : "hub");
+	canonical = NULL;
+out:
+	json_decref(record);
+	free(canonical);
+	free(ident);
+	free(endpoint);
+	admission_release(&a);
+	return rc;
+}
+
+int mfs_admit_pull(struct mfs_store *s, struct mfs_cache *c, int64_t artifact_id,
+		   mfs_progress_fn progress, void *pctx, struct mfs_err *err)
+{
+	json_t *rec;
+	int rc = mfs_store_record_load(s, artifact_id, &rec, err);
+	if (rc)
+		return rc;
+	size_t i;
+	json_t *fj;
+	json_array_foreach(json_object_get(rec, "files"), i, fj) {
+		int64_t fid = mfs_store_file_id(s, json_string_value(json_object_get(rec, "org")),
+						json_string_value(json_object_get(rec, "name")),
+						json_string_value(json_object_get(rec, "commit")),
+						json_string_value(json_object_get(fj, "path")));
+		struct mfs_file f;
+		if (fid <= 0) {
+			rc = MFS_ERR(err, -ENOENT, MFS_ERR_STATE, "file '%s' is not indexed",
+				     json_string_value(json_object_get(fj, "path")));
+			break;
+		}
+		if ((rc = mfs_store_file_load(s, fid, &f, err)))
+			break;
+		rc = mfs_cache_pull_file(c, &f, progress, pctx, err);
+		if (rc)
+			mfs_err_prefix(err, "'%s'", f.path);
+		mfs_file_release(&f);
+		if (rc)
+			break;
+	}
+	json_decref(rec);
+	return rc;
+}
