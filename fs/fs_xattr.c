@@ -1,0 +1,191 @@
+/*
+ * fs_xattr.c - the user.modelfs.* extended attributes of an installed file.
+ *
+ * The list is built per request from the store (a handful of indexed
+ * queries): attributes are for people and scripts inspecting a mount, not
+ * for the read path. docs/mount.md documents every name and value format.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "fs.h"
+#include "inventory.h"
+#include "pin.h"
+
+static int add(struct mfs_fs_xattrs *x, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int add(struct mfs_fs_xattrs *x, const char *name, const char *fmt, ...)
+{
+	if (x->n == x->cap) {
+		size_t nc = x->cap ? x->cap * 2 : 32;
+		char **nn = realloc(x->names, nc * sizeof(*nn));
+		if (!nn)
+			return -ENOMEM;
+		x->names = nn;
+		char **nv = realloc(x->values, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		x->values = nv;
+		x->cap = nc;
+	}
+	char *n = NULL, *v = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int rv = vasprintf(&v, fmt, ap);
+	va_end(ap);
+	if (rv < 0 || asprintf(&n, MFS_XATTR_PREFIX "%s", name) < 0) {
+		free(rv < 0 ? NULL : v);
+		return -ENOMEM;
+	}
+	x->names[x->n] = n;
+	x->values[x->n] = v;
+	x->n++;
+	return 0;
+}
+
+/* Adds the scalars of a JSON object as prefix.key (nested objects give
+ * prefix.key.sub). Arrays are left out: they are not compact. */
+static int add_json(struct mfs_fs_xattrs *x, const char *prefix, json_t *o, int depth)
+{
+	const char *k;
+	json_t *v;
+	int rc = 0;
+	json_object_foreach(o, k, v) {
+		char name[256];
+		if (snprintf(name, sizeof(name), "%s.%s", prefix, k) >= (int)sizeof(name))
+			continue;
+		switch (json_typeof(v)) {
+		case JSON_STRING: rc = add(x, name, "%s", json_string_value(v)); break;
+		case JSON_INTEGER: rc = add(x, name, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
+		case JSON_REAL: rc = add(x, name, "%.17g", json_real_value(v)); break;
+		case JSON_TRUE: rc = add(x, name, "true"); break;
+		case JSON_FALSE: rc = add(x, name, "false"); break;
+		case JSON_OBJECT:
+			if (depth < 3)
+				rc = add_json(x, name, v, depth + 1);
+			break;
+		default: break;
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* The compact metadata: {"gguf":{...}} / {"safetensors":{...}} keep their
+ * own names; a flat object is named after the artifact's format. */
+static int add_meta(struct mfs_fs_xattrs *x, const char *meta_json, const char *format)
+{
+	if (!meta_json || !*meta_json)
+		return 0;
+	json_t *o = json_loads(meta_json, 0, NULL);
+	if (!o)
+		return 0;
+	int rc = 0;
+	if (json_is_object(o)) {
+		json_t *g = json_object_get(o, "gguf"), *s = json_object_get(o, "safetensors");
+		if (json_is_object(g) || json_is_object(s)) {
+			if (json_is_object(g))
+				rc = add_json(x, "gguf", g, 1);
+			if (!rc && json_is_object(s))
+				rc = add_json(x, "safetensors", s, 1);
+		} else {
+			rc = add_json(x, format && *format ? format : "meta", o, 1);
+		}
+	}
+	json_decref(o);
+	return rc;
+}
+
+int mfs_fs_xattrs_build(struct mfs_fs *fs, const struct mfs_tree_stat *st,
+			struct mfs_fs_xattrs *out, struct mfs_err *err)
+{
+	struct mfs_fs_xattrs x = { 0 };
+	if (st->type != MFS_NODE_FILE) {
+		*out = x;
+		return 0;
+	}
+	struct mfs_fs_file *ff = mfs_fs_file_get(fs, st->file_id, st->artifact_id);
+	if (!ff)
+		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	int rc = mfs_fs_file_load(fs, ff, err);
+	if (rc)
+		return rc;
+	const struct mfs_file *f = &ff->f;
+	struct mfs_inv_artifact a;
+	rc = mfs_inv_artifact_load(fs->store, st->artifact_id, &a, err);
+	if (rc)
+		return rc;
+	uint64_t rbytes;
+	uint32_t rchunks;
+	mfs_fs_file_resident(fs, ff, 0, &rbytes, &rchunks);
+	struct mfs_inv_eviction ev = { 0 };
+	rc = mfs_inv_last_eviction(fs->store, st->file_id, &ev, err);
+	if (rc)
+		goto out;
+	bool open_here = mfs_fs_art_open(fs, st->artifact_id);
+	bool active = open_here || a.pinned || mfs_pin_active(fs->store, st->artifact_id);
+	bool verified = mfs_inv_file_verified(fs->store, st->file_id);
+
+	char state[96];
+	snprintf(state, sizeof(state), "installed %s%s%s",
+		 rchunks == f->n_chunks ? "resident" : rchunks ? "partial" : "absent",
+		 active ? " active" : "", a.pinned ? " pinned" : "");
+	char when[64] = "";
+	if (ev.any) {
+		time_t t = (time_t)ev.at;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+
+	rc = add(&x, "canonical_ref", "%s", a.canonical_ref ? a.canonical_ref : "");
+	if (!rc) rc = add(&x, "distribution_id", "%s", a.distribution_id ? a.distribution_id : "");
+	if (!rc) rc = add(&x, "identity", "%s", a.identity ? a.identity : "");
+	if (!rc) rc = add(&x, "sha256", "%s", f->sha256);
+	if (!rc) rc = add(&x, "source", "%s %s/%s %s %s", f->endpoint, f->org, f->name,
+			  a.revision && *a.revision ? a.revision : f->commit, f->path);
+	if (!rc) rc = add(&x, "commit", "%s", f->commit);
+	if (!rc) rc = add(&x, "trust", "%s", f->trust ? f->trust : (a.trust ? a.trust : ""));
+	if (!rc) rc = add(&x, "state", "%s", state);
+	if (!rc) rc = add(&x, "size", "%" PRIu64, f->size);
+	if (!rc) rc = add(&x, "resident_bytes", "%" PRIu64, rbytes);
+	if (!rc) rc = add(&x, "chunks", "%" PRIu32 "/%" PRIu32, rchunks, f->n_chunks);
+	if (!rc) rc = add(&x, "chunk_size", "%" PRIu32, f->chunk_size);
+	if (!rc) rc = add(&x, "verified", "%s", verified ? "whole-file" : "chunks");
+	if (!rc) rc = add(&x, "format", "%s", a.format ? a.format : "");
+	if (!rc && ev.any)
+		rc = add(&x, "last_eviction", "%s %s %" PRId64 " bytes", when, ev.reason, ev.bytes);
+	else if (!rc)
+		rc = add(&x, "last_eviction", "none");
+	if (!rc)
+		rc = add_meta(&x, a.meta_json, a.format);
+	if (rc)
+		MFS_ERR(err, rc, MFS_ERR_NOMEM, "out of memory building attributes");
+out:
+	mfs_inv_artifact_release(&a);
+	if (rc)
+		mfs_fs_xattrs_release(&x);
+	else
+		*out = x;
+	return rc;
+}
+
+void mfs_fs_xattrs_release(struct mfs_fs_xattrs *x)
+{
+	for (size_t i = 0; i < x->n; i++) {
+		free(x->names[i]);
+		free(x->values[i]);
+	}
+	free(x->names);
+	free(x->values);
+	memset(x, 0, sizeof(*x));
+}
