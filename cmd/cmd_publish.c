@@ -56,7 +56,11 @@ static int read_existing(const char *dir, struct mfs_manifest *m, struct mfs_err
 		return errno == ENOENT ? -ENOENT
 				       : MFS_ERR(err, -errno, MFS_ERR_IO, "cannot open '%s': %s",
 						 path, strerror(errno));
+	/* One byte over the cap lets the parser see, and name, an oversized file. */
+	struct stat st;
 	size_t cap = MFS_MANIFEST_MAX + 1, len = 0;
+	if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 && (uint64_t)st.st_size < cap)
+		cap = (size_t)st.st_size + 1;
 	char *buf = malloc(cap);
 	if (!buf) {
 		fclose(f);
