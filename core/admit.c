@@ -142,13 +142,12 @@ static int establish_trust(struct admission *a, struct mfs_err *err)
 			a->signed_mode = true;
 			goto out;
 		}
-		/* A signature that does not verify is an attack or an accident:
-		 * never fall back to weaker evidence. An untrusted key may. */
-		if (rc != -EPERM) {
-			if (err)
-				*err = sig_err;
-			goto out;
-		}
+		/* A repository that carries a manifest is judged by it alone: a
+		 * signature that does not verify, a manifest of another repo or an
+		 * untrusted publisher never falls back to weaker evidence. */
+		if (err)
+			*err = sig_err;
+		goto out;
 	}
 	struct mfs_err hub_err = { 0 };
 	rc = mfs_policy_hub_allowed(policy, a->repo_name, a->repo->endpoint, &hub_err);
@@ -156,17 +155,11 @@ static int establish_trust(struct admission *a, struct mfs_err *err)
 		a->signed_mode = false;
 		goto out;
 	}
-	if (has_manifest) {
-		if (err)
-			*err = sig_err;
-		rc = sig_err.code ? sig_err.code : -EPERM;
-	} else {
-		rc = MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
-			     "no root of trust for '%s': it has no signed manifest (%s) and hub "
-			     "checksums are not trusted for it (%s); to trust hub checksums run "
-			     "'modelfs trust hub --prefix %s'", a->repo_name, MFS_MANIFEST_JSON,
-			     hub_err.msg, a->ref.org);
-	}
+	rc = MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
+		     "no root of trust for '%s': it has no signed manifest (%s) and hub "
+		     "checksums are not trusted for it (%s); to trust hub checksums run "
+		     "'modelfs trust hub --prefix %s'", a->repo_name, MFS_MANIFEST_JSON,
+		     hub_err.msg, a->ref.org);
 out:
 	mfs_policy_free(policy);
 	return rc;
