@@ -155,7 +155,7 @@ int mfs_fs_run(struct mfs_store *store, const struct mfs_fs_opts *o, struct mfs_
 	int lrc = fuse_session_loop_mt(se, cfg);
 	if (lrc < 0)
 		mfs_log_warning("mount: session loop ended: %s", strerror(-lrc));
-	mfs_log_notice("mount: unmounting %s (%llu reads, %llu bytes, %llu read errors)",
+	mfs_log_notice("mount: unmounting %s (%llu reads, %llu bytes, %llu failed reads)",
 		       o->mountpoint, (unsigned long long)fs->n_reads,
 		       (unsigned long long)fs->n_read_bytes,
 		       (unsigned long long)fs->n_read_errors);

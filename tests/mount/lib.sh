@@ -1,0 +1,160 @@
+# lib.sh - shared helpers for the mount tests (sourced, not run).
+#
+# Each test gets its own work directory with a store, a repository directory
+# and a mount point; an EXIT trap unmounts whatever is still mounted under it,
+# stops the daemons and servers it started (by pid) and removes it. Skips
+# (exit 77) without root, /dev/fuse or fusermount3.
+#
+#   fail MSG / die MSG / finish      checks, as in the command tests
+#   mfs ARGS...                      modelfs on the test's store
+#   make_repo ORG/NAME FILE [ARGS]   mfs-gen gguf into $REPO/ORG/NAME/FILE
+#   publish_trust ORG/NAME           sign with $WORK/k.key and trust k.pub
+#   mount_fg [MNT] [OPTS...]         daemon in the foreground, log in
+#                                    $WORK/daemon.log, pid in $DAEMON
+#   wait_mounted MNT / wait_unmounted MNT     bounded polls
+#   unmount MNT                      fusermount3 -u, then wait for the daemon
+#   check_log [ALLOW-REGEX]          fail on "error" lines in the daemon log
+#   sha_of FILE / published_sha ORG/NAME PATH
+#   chunks_consistent                every chunk file hashes to its name
+set -u
+
+: "${MODELFS:?MODELFS must name the modelfs binary}"
+: "${MFS_GEN:?MFS_GEN must name the mfs-gen binary}"
+
+skip() { echo "skip: $*"; exit 77; }
+[ "$(id -u)" -eq 0 ] || skip "mount tests need root"
+[ -c /dev/fuse ] || skip "/dev/fuse is missing"
+command -v fusermount3 >/dev/null || skip "fusermount3 is missing"
+for tool in python3 sqlite3 sha256sum mountpoint; do
+	command -v "$tool" >/dev/null || skip "$tool is needed"
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mfs-mount.XXXXXX")
+STORE="$WORK/store"
+REPO="$WORK/repo"
+MNT="$WORK/mnt"
+mkdir -p "$REPO" "$MNT"
+DAEMON=""
+PIDS=()
+FAILS=0
+
+cleanup() {
+	local m
+	for m in $(awk -v w="$WORK" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
+		fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	local p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null
+	done
+	chmod -R u+w "$WORK" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+cd "$WORK" || exit 1
+
+fail() {
+	echo "FAIL: $*" >&2
+	FAILS=$((FAILS + 1))
+}
+
+die() {
+	fail "$@"
+	if [ -f "$WORK/daemon.log" ]; then
+		echo "--- daemon log (tail)" >&2
+		tail -20 "$WORK/daemon.log" >&2
+	fi
+	echo "$FAILS check(s) failed (stopped early)" >&2
+	exit 1
+}
+
+finish() {
+	if [ "$FAILS" -ne 0 ]; then
+		echo "$FAILS check(s) failed" >&2
+		exit 1
+	fi
+	echo "ok"
+}
+
+mfs() { "$MODELFS" --store "$STORE" "$@"; }
+
+make_repo() {
+	local repo=$1 file=$2
+	shift 2
+	mkdir -p "$REPO/$repo/$(dirname "$file")"
+	"$MFS_GEN" gguf "$REPO/$repo/$file" "$@" >/dev/null || die "mfs-gen failed for $repo/$file"
+}
+
+publish_trust() {
+	[ -f "$WORK/k.key" ] || mfs keygen "$WORK/k" >/dev/null || die "keygen failed"
+	mfs publish --key "$WORK/k.key" --repo "$1" --chunk-size "${CHUNK:-1M}" \
+		"$REPO/$1" >/dev/null || die "publish $1 failed"
+	mfs trust add "$WORK/k.pub" >/dev/null 2>&1 || die "trust add failed"
+}
+
+wait_mounted() {
+	for _ in $(seq 100); do
+		mountpoint -q "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+wait_unmounted() {
+	for _ in $(seq 100); do
+		mountpoint -q "$1" || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+mount_fg() {
+	local mnt=${1:-$MNT}
+	[ $# -gt 0 ] && shift
+	"$MODELFS" --store "$STORE" mount "$mnt" -f "$@" >>"$WORK/daemon.log" 2>&1 &
+	DAEMON=$!
+	PIDS+=("$DAEMON")
+	wait_mounted "$mnt" || die "mount at $mnt did not become ready"
+}
+
+unmount() {
+	fusermount3 -u "$1" || fail "fusermount3 -u $1 failed"
+	if [ -n "$DAEMON" ]; then
+		for _ in $(seq 100); do kill -0 "$DAEMON" 2>/dev/null || break; sleep 0.1; done
+		kill -0 "$DAEMON" 2>/dev/null && fail "daemon $DAEMON still running after unmount"
+		wait "$DAEMON" 2>/dev/null
+		local rc=$?
+		[ "$rc" -eq 0 ] || fail "daemon exited $rc after unmount"
+		DAEMON=""
+	fi
+}
+
+check_log() {
+	local allow=${1:-^$}
+	local bad
+	bad=$(grep -i "error" "$WORK/daemon.log" 2>/dev/null | grep -Ev "$allow")
+	[ -z "$bad" ] || fail "daemon log has errors: $bad"
+}
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# The digest the publisher signed for PATH of ORG/NAME.
+published_sha() {
+	python3 - "$REPO/$1/.modelfs/manifest.json" "$2" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+print([f["sha256"] for f in m["files"] if f["path"] == sys.argv[2]][0])
+EOF
+}
+
+chunks_consistent() {
+	local f bad=0
+	while IFS= read -r f; do
+		[ "$(sha_of "$f")" = "$(basename "$f")" ] || { echo "bad chunk $f" >&2; bad=1; }
+	done < <(find "$STORE/chunks" -type f)
+	return $bad
+}
