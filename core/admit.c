@@ -155,11 +155,9 @@ static int establish_trust(struct admission *a, struct mfs_err *err)
 		a->signed_mode = false;
 		goto out;
 	}
-	rc = MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
-		     "no root of trust for '%s': it has no signed manifest (%s) and hub "
-		     "checksums are not trusted for it (%s); to trust hub checksums run "
-		     "'modelfs trust hub --prefix %s'", a->repo_name, MFS_MANIFEST_JSON,
-		     hub_err.msg, a->ref.org);
+	/* Neither root: the policy's message names both and how to add one. */
+	if (err)
+		*err = hub_err;
 out:
 	mfs_policy_free(policy);
 	return rc;
