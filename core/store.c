@@ -31,6 +31,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "evict.h"
 #include "log.h"
 #include "store_record.h"
 
@@ -521,6 +522,8 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	int rc;
 
 	mfs_hex_encode(digest, MFS_SHA256_LEN, hex);
+	if ((rc = mfs_evict_reserve(s, len, err)))
+		return rc;
 	if ((rc = subpath(s, tmp, sizeof(tmp), "tmp/%.16s.XXXXXX", hex)))
 		return MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
 	int fd = mkostemp(tmp, O_CLOEXEC);
