@@ -158,3 +158,48 @@ chunks_consistent() {
 	done < <(find "$STORE/chunks" -type f)
 	return $bad
 }
+
+# ---- the test hub (tests/hub/testhub.py) -------------------------------------
+#   start_hub                 serves $WORK/hub; sets HUB (its URL) and HUB_PID
+#   hub_put ORG/NAME          copies the published $REPO/ORG/NAME to the hub as
+#                             one commit, branch main
+#   hub_ctl PATH              POST to /_control/PATH
+#   hub_ranges FILE-GLOB      "path range" lines the CDN served since the reset
+HUBROOT="$WORK/hub"
+start_hub() {
+	local hubpy="${MFS_SOURCE_DIR:-$(dirname "$0")/../..}/tests/hub/testhub.py"
+	[ -f "$hubpy" ] || skip "tests/hub/testhub.py is missing"
+	mkdir -p "$HUBROOT"
+	python3 "$hubpy" "$HUBROOT" --ready "$WORK/hub.ready" --lifetime 500 \
+		>"$WORK/hub.log" 2>&1 &
+	HUB_PID=$!
+	PIDS+=("$HUB_PID")
+	for _ in $(seq 100); do [ -f "$WORK/hub.ready" ] && break; sleep 0.1; done
+	[ -f "$WORK/hub.ready" ] || die "test hub did not start: $(cat "$WORK/hub.log")"
+	HUB="http://127.0.0.1:$(cut -d' ' -f2 "$WORK/hub.ready")"
+}
+
+hub_put() {
+	local commit
+	commit=$(printf '%s' "$1-$RANDOM" | sha1sum | cut -c1-40)
+	mkdir -p "$HUBROOT/$1/$commit"
+	cp -a "$REPO/$1/." "$HUBROOT/$1/$commit/"
+	printf '{"branches": {"main": "%s"}}\n' "$commit" >"$HUBROOT/$1/refs.json"
+}
+
+hub_ctl() { python3 -c "import sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], data=b'', method='POST')).read()" "$HUB/_control/$1"; }
+
+hub_ranges() {
+	python3 - "$HUB/_control/stats" "$1" <<'PYEOF'
+import fnmatch, json, sys, urllib.request
+s = json.load(urllib.request.urlopen(sys.argv[1]))
+for k, n in s["ranges"].items():
+    parts = k.split(" ")
+    if len(parts) != 3 or parts[0] != "cdn":
+        continue  # the hub's own redirects carry no bytes
+    role, path, rng = parts
+    if fnmatch.fnmatch(path, sys.argv[2]):
+        for _ in range(n):
+            print(path, rng)
+PYEOF
+}
