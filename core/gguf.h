@@ -123,7 +123,8 @@ struct mfs_gguf_visitor {
  *            bytes to pass next time (at least the bytes the failing read
  *            needs, rounded up to about twice len so a big header takes few
  *            round trips; never more than file_size nor MFS_GGUF_HEADER_MAX);
- *   -EFBIG   the header is larger than MFS_GGUF_HEADER_MAX;
+ *   -EFBIG   the header is larger than MFS_GGUF_HEADER_MAX, or has more than
+ *            2^20 key/value pairs or tensors (implementation limits);
  *   -EINVAL  (kind MFS_ERR_PARSE for bad encoding or truncation, MFS_ERR_FORMAT
  *            for a well-encoded but invalid structure) with a message naming
  *            what is wrong (key name, tensor name, offsets);
