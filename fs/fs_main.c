@@ -35,18 +35,23 @@
 #include "log.h"
 #include "pin.h"
 
+/* libfuse writes one line in several calls: collect until the newline. */
 static void fuse_log_to_mfs(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-	char msg[1024];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	size_t n = strlen(msg);
-	while (n && msg[n - 1] == '\n')
-		msg[--n] = '\0';
+	static _Thread_local char line[1024];
+	size_t used = strlen(line);
+	vsnprintf(line + used, sizeof(line) - used, fmt, ap);
+	size_t n = strlen(line);
+	if (n && line[n - 1] != '\n' && n + 1 < sizeof(line))
+		return;
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
 	enum mfs_log_level l = level <= FUSE_LOG_ERR ? MFS_LOG_ERROR
 			     : level == FUSE_LOG_WARNING ? MFS_LOG_WARNING
 			     : level == FUSE_LOG_NOTICE ? MFS_LOG_NOTICE
 			     : level == FUSE_LOG_INFO ? MFS_LOG_INFO : MFS_LOG_DEBUG;
-	mfs_log(l, "fuse: %s", msg);
+	mfs_log(l, "%s%s", strncmp(line, "fuse: ", 6) ? "fuse: " : "", line);
+	line[0] = '\0';
 }
 
 /* A batch of prefetch finished: the file's resident count is stale. */
