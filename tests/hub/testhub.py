@@ -217,6 +217,11 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "testhub/1"
     role = "hub"
 
+    def setup(self):
+        super().setup()
+        # Like real servers: no Nagle delay on the tail of a response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def handle(self):
         try:
             super().handle()
