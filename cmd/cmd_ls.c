@@ -92,10 +92,10 @@ static void add_files(struct mfs_store *s, json_t *a)
 	json_int_t id = json_integer_value(json_object_get(a, "id"));
 	json_t *files = json_array();
 	uint64_t size = 0, resident = 0;
-	struct { int64_t id; char path[1024]; uint64_t size; int verified; } rows[256];
+	struct { int64_t id; char path[1024]; char sha256[65]; uint64_t size; int verified; } rows[256];
 	size_t n = 0;
 	sqlite3 *db = mfs_store_lock(s);
-	if (sqlite3_prepare_v2(db, "SELECT f.id, f.path, f.size, f.verified FROM files f JOIN"
+	if (sqlite3_prepare_v2(db, "SELECT f.id, f.path, f.size, f.verified, f.sha256 FROM files f JOIN"
 				   " artifact_files af ON af.file_id = f.id WHERE af.artifact_id = ?"
 				   " ORDER BY f.path", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
@@ -104,6 +104,7 @@ static void add_files(struct mfs_store *s, json_t *a)
 			snprintf(rows[n].path, sizeof(rows[n].path), "%s", sqlite3_column_text(st, 1));
 			rows[n].size = (uint64_t)sqlite3_column_int64(st, 2);
 			rows[n].verified = sqlite3_column_int(st, 3);
+			snprintf(rows[n].sha256, sizeof(rows[n].sha256), "%s", sqlite3_column_text(st, 4));
 			n++;
 		}
 		sqlite3_finalize(st);
@@ -115,7 +116,8 @@ static void add_files(struct mfs_store *s, json_t *a)
 		mfs_store_file_resident(s, rows[i].id, &rb, &rc);
 		size += rows[i].size;
 		resident += rb;
-		json_array_append_new(files, json_pack("{s:s,s:I,s:I,s:b}", "path", rows[i].path, "size",
+		json_array_append_new(files, json_pack("{s:s,s:s,s:I,s:I,s:b}", "path", rows[i].path,
+						       "sha256", rows[i].sha256, "size",
 						       (json_int_t)rows[i].size, "resident_bytes",
 						       (json_int_t)rb, "verified", rows[i].verified));
 	}

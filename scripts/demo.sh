@@ -44,6 +44,7 @@ if [ -e /dev/fuse ] && "$B/modelfs" mount --help >/dev/null 2>&1; then
   step du -h --apparent-size "$out/mnt/$primary"
   step getfattr -d -m user.modelfs "$out/mnt/$primary"
   step sha256sum "$out/mnt/$primary" "repo/demo/tiny-llama/tiny-llama-Q4_K_M.gguf"
+  sleep 1.5 # st_blocks is refreshed after the attribute timeout (1 s)
   step du -h "$out/mnt/$primary"
   step "$B/modelfs" status
   step fusermount3 -u "$out/mnt"
