@@ -1,14 +1,691 @@
 /*
  * evict.c - the cache quota and eviction (evict.h).
  *
- * No quota is enforced yet: every reservation fits.
+ * The invariant this file owns: no chunk of an active artifact is ever
+ * evicted. An artifact is active while any live process holds one of its
+ * files open (a row in `pins`) or while the user pinned it
+ * (artifacts.pinned). A chunk may be shared by several files and artifacts;
+ * it is evictable only when none of the artifacts that use it is active.
+ * That test is part of the very SQL statement that chooses the victims, run
+ * inside the write transaction (BEGIN IMMEDIATE) that deletes their resident
+ * rows, so a pin written by another process either commits before the
+ * choice (and protects the chunk) or after the deletion (and the reader
+ * fetches again). Rows of dead processes are cleared first, so a crashed
+ * reader does not keep bytes forever.
+ *
+ * Order of an eviction, for crash safety: the resident row goes and the
+ * evidence row (artifact, path, digest, bytes, time, reason) is written in
+ * one transaction; the chunk file is unlinked after the commit, without the
+ * store lock. A crash in between leaves an unindexed chunk file, which `gc`
+ * removes (or a later commit of the same digest renames over). The unlink
+ * is skipped when the file's inode is no longer the one the row recorded:
+ * another process committed the same chunk again meanwhile.
+ *
+ * Several processes may evict at once: deleting a resident row that another
+ * evictor already deleted changes nothing and leaves no evidence twice.
+ *
+ * LRU is by resident.last_read (seconds; ties broken by insertion order).
+ * Chunks no installed file uses go first, once they are a minute old (an
+ * admission commits header chunks just before its rows).
  */
 #include "evict.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "digest.h"
+#include "log.h"
+#include "pin.h"
+#include "store.h"
+
+#define BATCH 1024             /* victims per transaction */
+#define ORPHAN_AGE 60          /* seconds before an unused chunk goes first */
+#define GC_FILE_AGE 600        /* seconds: stale tmp/ files, unindexed chunks */
+#define PARTIAL_AGE 86400      /* seconds: abandoned partial downloads */
+
+/* Some artifact that uses chunk r.digest is active. */
+#define ACTIVE_REF                                                                         \
+	"EXISTS (SELECT 1 FROM chunks c JOIN artifact_files af ON af.file_id = c.file_id"  \
+	" JOIN artifacts a ON a.id = af.artifact_id WHERE c.digest = r.digest"             \
+	" AND (a.pinned != 0 OR EXISTS (SELECT 1 FROM pins p WHERE p.artifact_id = a.id"   \
+	" AND p.count > 0)))"
+
+/* Quota eviction: not active, unused-and-old first, then least recently read. */
+static const char sql_lru[] =
+	"SELECT r.digest, r.size, r.ino FROM resident r WHERE NOT " ACTIVE_REF
+	" ORDER BY (NOT EXISTS (SELECT 1 FROM chunks c WHERE c.digest = r.digest)"
+	" AND r.last_read < ?2) DESC, r.last_read, r.rowid";
+
+/* An artifact's chunks that no active artifact shares. */
+static const char sql_artifact[] =
+	"SELECT r.digest, r.size, r.ino FROM resident r WHERE r.digest IN"
+	" (SELECT c.digest FROM chunks c JOIN artifact_files af ON af.file_id = c.file_id"
+	" WHERE af.artifact_id = ?1) AND NOT " ACTIVE_REF " ORDER BY r.last_read, r.rowid";
+
+/* An artifact's chunks that no other artifact uses (rm). */
+static const char sql_own[] =
+	"SELECT r.digest, r.size, r.ino FROM resident r WHERE r.digest IN"
+	" (SELECT c.digest FROM chunks c JOIN artifact_files af ON af.file_id = c.file_id"
+	" WHERE af.artifact_id = ?1) AND NOT EXISTS (SELECT 1 FROM chunks c JOIN"
+	" artifact_files af ON af.file_id = c.file_id WHERE c.digest = r.digest"
+	" AND af.artifact_id != ?1)";
+
+/* Chunks no installed file uses, older than ?2 (gc). */
+static const char sql_unused[] =
+	"SELECT r.digest, r.size, r.ino FROM resident r WHERE NOT EXISTS"
+	" (SELECT 1 FROM chunks c WHERE c.digest = r.digest) AND r.last_read < ?2";
+
+struct victim {
+	uint8_t digest[MFS_SHA256_LEN];
+	uint64_t size;
+	int64_t ino;           /* -1: no stamp recorded */
+};
+
+static int sql_err(struct mfs_err *err, sqlite3 *db, const char *what)
+{
+	int code = sqlite3_errcode(db);
+	int e = code == SQLITE_FULL ? -ENOSPC : code == SQLITE_BUSY ? -EBUSY : -EIO;
+	return MFS_ERR(err, e, MFS_ERR_SQLITE, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+static int exec_int(sqlite3 *db, const char *sql, int64_t v)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, v);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql, int64_t arg, int64_t dflt)
+{
+	sqlite3_stmt *st;
+	int64_t v = dflt;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return dflt;
+	sqlite3_bind_int64(st, 1, arg);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int64_t meta_get(sqlite3 *db, const char *key, int64_t dflt)
+{
+	sqlite3_stmt *st;
+	int64_t v = dflt;
+	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return dflt;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int meta_set(sqlite3 *db, const char *key, int64_t v)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+				   " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, v);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void count_locked(sqlite3 *db, const char *name, int64_t delta)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "INSERT INTO counters(name, value) VALUES(?1, ?2)"
+				   " ON CONFLICT(name) DO UPDATE SET value = value + ?2",
+			       -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, delta);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
+/* Pins must be readable (table present) and free of dead processes before
+ * any choice of victims. */
+static int prepare_pins(struct mfs_store *s, struct mfs_err *err)
+{
+	int rc = mfs_pin_init(s, err);
+	if (!rc)
+		rc = mfs_pin_clear_dead(s, NULL, err);
+	return rc;
+}
+
+/* --- the quota ----------------------------------------------------------- */
+
+static void quota_locked(sqlite3 *db, struct mfs_quota *q)
+{
+	memset(q, 0, sizeof(*q));
+	int64_t b = meta_get(db, "quota_bytes", 0);
+	int64_t h = meta_get(db, "quota_high_pct", MFS_EVICT_HIGH_PCT);
+	int64_t l = meta_get(db, "quota_low_pct", MFS_EVICT_LOW_PCT);
+	q->bytes = b > 0 ? (uint64_t)b : 0;
+	q->high_pct = h > 0 && h <= 100 ? (unsigned)h : MFS_EVICT_HIGH_PCT;
+	q->low_pct = l > 0 && l < (int64_t)q->high_pct ? (unsigned)l : q->high_pct * 7 / 9;
+	q->high = q->bytes / 100 * q->high_pct + q->bytes % 100 * q->high_pct / 100;
+	q->low = q->bytes / 100 * q->low_pct + q->bytes % 100 * q->low_pct / 100;
+	q->usage = (uint64_t)query_int(db, "SELECT coalesce(sum(size), 0) FROM resident", 0, 0);
+}
+
+int mfs_evict_get_quota(struct mfs_store *s, struct mfs_quota *out)
+{
+	sqlite3 *db = mfs_store_lock(s);
+	quota_locked(db, out);
+	/* Without the pins table nothing is held open. */
+	out->active = (uint64_t)query_int(db, "SELECT coalesce(sum(r.size), 0) FROM resident r"
+					      " WHERE " ACTIVE_REF, 0, -1);
+	if (out->active == (uint64_t)-1)
+		out->active = (uint64_t)query_int(
+			db, "SELECT coalesce(sum(r.size), 0) FROM resident r WHERE EXISTS (SELECT 1"
+			    " FROM chunks c JOIN artifact_files af ON af.file_id = c.file_id"
+			    " JOIN artifacts a ON a.id = af.artifact_id WHERE c.digest = r.digest"
+			    " AND a.pinned != 0)", 0, 0);
+	mfs_store_unlock(s);
+	return 0;
+}
+
+int mfs_evict_set_quota(struct mfs_store *s, uint64_t bytes, unsigned high_pct,
+			unsigned low_pct, struct mfs_err *err)
+{
+	if (bytes > (uint64_t)INT64_MAX)
+		return MFS_ERR(err, -EINVAL, MFS_ERR_USAGE, "quota %llu is too large",
+			       (unsigned long long)bytes);
+	sqlite3 *db = mfs_store_lock(s);
+	struct mfs_quota q;
+	quota_locked(db, &q);
+	unsigned h = high_pct ? high_pct : q.high_pct;
+	unsigned l = low_pct ? low_pct : q.low_pct;
+	if (high_pct && !low_pct && l >= h)
+		l = h * 7 / 9; /* keep the default spacing when only high moves below low */
+	int rc = 0;
+	if (h > 100 || l == 0 || l >= h) {
+		rc = MFS_ERR(err, -EINVAL, MFS_ERR_USAGE,
+			     "watermarks low %u%% and high %u%% must satisfy 0 < low < high <= 100",
+			     l, h);
+	} else if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = sql_err(err, db, "cannot set the quota");
+	} else if (meta_set(db, "quota_bytes", (int64_t)bytes) ||
+		   meta_set(db, "quota_high_pct", h) || meta_set(db, "quota_low_pct", l) ||
+		   sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = sql_err(err, db, "cannot set the quota");
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	mfs_store_unlock(s);
+	return rc;
+}
+
+/* --- one eviction transaction -------------------------------------------- */
+
+/* Writes the evidence of one evicted chunk: one row per installed file that
+ * uses it (named by its first artifact), or one row without artifact and
+ * path for a chunk nothing uses. Locked, in the transaction. */
+static int record_evidence(sqlite3 *db, const struct victim *v, int64_t now,
+			   const char *reason)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "INSERT INTO evictions(artifact, path, digest, bytes, at, reason)"
+				   " SELECT (SELECT a.canonical_ref FROM artifacts a JOIN artifact_files af"
+				   "  ON af.artifact_id = a.id WHERE af.file_id = f.id ORDER BY a.id LIMIT 1),"
+				   " f.path, ?1, ?2, ?3, ?4 FROM files f"
+				   " WHERE f.id IN (SELECT file_id FROM chunks WHERE digest = ?1)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_blob(st, 1, v->digest, MFS_SHA256_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)v->size);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	if (sqlite3_changes(db) > 0)
+		return 0;
+	if (sqlite3_prepare_v2(db, "INSERT INTO evictions(artifact, path, digest, bytes, at, reason)"
+				   " VALUES(NULL, NULL, ?1, ?2, ?3, ?4)", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_blob(st, 1, v->digest, MFS_SHA256_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)v->size);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Collects victims chosen by sql (?1 = arg, ?2 = orphan age limit) until
+ * their sizes reach want. Locked, in the transaction. */
+static int collect(sqlite3 *db, const char *sql, int64_t arg, int64_t now, uint64_t want,
+		   struct victim **out, size_t *n)
+{
+	sqlite3_stmt *st;
+	*out = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_bind_parameter_count(st) >= 1)
+		sqlite3_bind_int64(st, 1, arg);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, now - ORPHAN_AGE);
+	struct victim *v = malloc(BATCH * sizeof(*v));
+	uint64_t sum = 0;
+	int rc = 0;
+	while (v && *n < BATCH && sum < want && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) != MFS_SHA256_LEN)
+			continue;
+		struct victim *x = &v[(*n)++];
+		memcpy(x->digest, sqlite3_column_blob(st, 0), MFS_SHA256_LEN);
+		x->size = (uint64_t)sqlite3_column_int64(st, 1);
+		x->ino = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 2);
+		sum += x->size;
+	}
+	sqlite3_finalize(st);
+	if (!v || (rc != SQLITE_ROW && rc != SQLITE_DONE && rc != 0)) {
+		free(v);
+		*n = 0;
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* What a transaction must check first and do last, besides evicting. */
+struct evict_job {
+	const char *sql;          /* chooses victims */
+	int64_t arg;              /* ?1 */
+	uint64_t want;            /* bytes to free; UINT64_MAX: every candidate */
+	const char *reason;
+	int64_t busy_check;       /* > 0: refuse (-EBUSY) if this artifact is active */
+	int (*extra)(sqlite3 *db, int64_t arg, struct mfs_err *err); /* before COMMIT */
+};
+
+/* Fails with -EBUSY (kind BUSY) or -ENOENT if artifact id is active or gone.
+ * Locked, in the transaction, pins cleared of dead processes. */
+static int check_idle(sqlite3 *db, int64_t id, struct mfs_err *err)
+{
+	sqlite3_stmt *st;
+	char ref[1024] = "";
+	int pinned = 0;
+	if (sqlite3_prepare_v2(db, "SELECT canonical_ref, pinned FROM artifacts WHERE id = ?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return sql_err(err, db, "cannot read the artifact");
+	sqlite3_bind_int64(st, 1, id);
+	bool found = sqlite3_step(st) == SQLITE_ROW;
+	if (found) {
+		snprintf(ref, sizeof(ref), "%s", (const char *)sqlite3_column_text(st, 0));
+		pinned = sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (!found)
+		return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND, "artifact %lld is not installed",
+			       (long long)id);
+	char pids[256] = "";
+	size_t len = 0;
+	if (sqlite3_prepare_v2(db, "SELECT DISTINCT pid FROM pins WHERE artifact_id = ? AND count > 0"
+				   " ORDER BY pid", -1, &st, NULL) != SQLITE_OK)
+		return sql_err(err, db, "cannot read the pins");
+	sqlite3_bind_int64(st, 1, id);
+	while (sqlite3_step(st) == SQLITE_ROW && len < sizeof(pids) - 16) {
+		int n = snprintf(pids + len, sizeof(pids) - len, "%s%lld", len ? ", " : "",
+				 (long long)sqlite3_column_int64(st, 0));
+		if (n > 0)
+			len += (size_t)n;
+	}
+	sqlite3_finalize(st);
+	if (pinned && len)
+		return MFS_ERR(err, -EBUSY, MFS_ERR_BUSY,
+			       "'%s' is open (pid %s) and pinned; close it and 'modelfs unpin' it first",
+			       ref, pids);
+	if (len)
+		return MFS_ERR(err, -EBUSY, MFS_ERR_BUSY, "'%s' is open (pid %s); close it first",
+			       ref, pids);
+	if (pinned)
+		return MFS_ERR(err, -EBUSY, MFS_ERR_BUSY, "'%s' is pinned; 'modelfs unpin' it first",
+			       ref);
+	return 0;
+}
+
+/* Removes the chunk file of an evicted row, unless another process has
+ * committed the same chunk again since (another inode). No lock held. */
+static void unlink_chunk(struct mfs_store *s, const struct victim *v)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	mfs_store_chunk_path(s, v->digest, path, sizeof(path));
+	if (lstat(path, &st))
+		return;
+	if (v->ino >= 0 && (int64_t)st.st_ino != v->ino)
+		return;
+	if (unlink(path) && errno != ENOENT)
+		mfs_log_warning("cannot remove evicted chunk file '%s': %s", path, strerror(errno));
+}
+
+/* One transaction: check, choose, delete rows, leave evidence, extra; then
+ * the files. *freed and *count add what was evicted. */
+static int evict_once(struct mfs_store *s, const struct evict_job *job, uint64_t *freed,
+		      size_t *count, struct mfs_err *err)
+{
+	struct victim *v = NULL;
+	size_t n = 0, done = 0;
+	uint64_t bytes = 0;
+	int64_t now = (int64_t)time(NULL);
+	int rc = 0;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = sql_err(err, db, "cannot begin an eviction");
+		mfs_store_unlock(s);
+		return rc;
+	}
+	if (job->busy_check > 0)
+		rc = check_idle(db, job->busy_check, err);
+	if (!rc && collect(db, job->sql, job->arg, now, job->want, &v, &n))
+		rc = sql_err(err, db, "cannot choose chunks to evict");
+	sqlite3_stmt *del = NULL;
+	if (!rc && n && sqlite3_prepare_v2(db, "DELETE FROM resident WHERE digest = ?", -1, &del,
+					   NULL) != SQLITE_OK)
+		rc = sql_err(err, db, "cannot evict");
+	for (size_t i = 0; !rc && i < n; i++) {
+		sqlite3_bind_blob(del, 1, v[i].digest, MFS_SHA256_LEN, SQLITE_STATIC);
+		if (sqlite3_step(del) != SQLITE_DONE) {
+			rc = sql_err(err, db, "cannot evict");
+			break;
+		}
+		sqlite3_reset(del);
+		if (sqlite3_changes(db) == 0)
+			continue; /* evicted by another process meanwhile */
+		if (record_evidence(db, &v[i], now, job->reason)) {
+			rc = sql_err(err, db, "cannot record an eviction");
+			break;
+		}
+		v[done++] = v[i];
+		bytes += v[i].size;
+	}
+	sqlite3_finalize(del);
+	if (!rc && done) {
+		count_locked(db, "evicted_bytes", (int64_t)bytes);
+		count_locked(db, "evicted_chunks", (int64_t)done);
+	}
+	if (!rc && job->extra)
+		rc = job->extra(db, job->arg, err);
+	if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = sql_err(err, db, "cannot commit an eviction");
+	if (rc)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	mfs_store_unlock(s);
+	if (!rc) {
+		for (size_t i = 0; i < done; i++)
+			unlink_chunk(s, &v[i]);
+		if (freed)
+			*freed += bytes;
+		if (count)
+			*count += n; /* candidates seen, so callers know when to stop */
+	}
+	free(v);
+	return rc;
+}
+
+/* Evicts LRU chunks of inactive artifacts until usage <= target. */
+static int evict_down_to(struct mfs_store *s, uint64_t target, const char *reason,
+			 uint64_t *freed, struct mfs_err *err)
+{
+	for (;;) {
+		sqlite3 *db = mfs_store_lock(s);
+		uint64_t usage = (uint64_t)query_int(db, "SELECT coalesce(sum(size), 0) FROM resident",
+						     0, 0);
+		mfs_store_unlock(s);
+		if (usage <= target)
+			return 0;
+		struct evict_job job = { .sql = sql_lru, .want = usage - target, .reason = reason };
+		size_t seen = 0;
+		int rc = evict_once(s, &job, freed, &seen, err);
+		if (rc || !seen)
+			return rc;
+	}
+}
+
+static double mib(uint64_t b)
+{
+	return (double)b / (1024.0 * 1024.0);
+}
+
 int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err)
 {
-	(void)s;
-	(void)len;
-	(void)err;
+	struct mfs_quota q;
+	sqlite3 *db = mfs_store_lock(s);
+	quota_locked(db, &q);
+	mfs_store_unlock(s);
+	if (!q.bytes || q.usage + len <= q.high)
+		return 0;
+	struct mfs_err e = { 0 };
+	int rc = prepare_pins(s, &e);
+	if (!rc) {
+		uint64_t freed = 0;
+		rc = evict_down_to(s, q.low > len ? q.low - len : 0, "quota", &freed, &e);
+		if (freed)
+			mfs_log_info("cache over its high watermark: evicted %.1f MiB", mib(freed));
+	}
+	if (rc)
+		mfs_log_warning("eviction failed: %s", e.msg);
+	if (mfs_evict_get_quota(s, &q))
+		return MFS_ERR(err, -EIO, MFS_ERR_SQLITE, "cannot read the cache usage");
+	if (q.usage + len <= q.bytes)
+		return 0;
+	rc = MFS_ERR(&e, -ENOSPC, MFS_ERR_QUOTA,
+		     "cache quota of %.1f MiB is full: %.1f MiB are held by open or pinned artifacts"
+		     " (%.1f MiB used, %.1f MiB more needed); raise the quota ('modelfs gc --quota"
+		     " SIZE') or close or 'modelfs unpin' something",
+		     mib(q.bytes), mib(q.active), mib(q.usage), mib(len));
+	mfs_log_warning("%s", e.msg);
+	if (err)
+		*err = e;
+	return -ENOSPC;
+}
+
+/* --- commands ------------------------------------------------------------ */
+
+int mfs_evict_artifact(struct mfs_store *s, int64_t artifact_id, const char *reason,
+		       uint64_t *bytes, struct mfs_err *err)
+{
+	int rc = prepare_pins(s, err);
+	uint64_t freed = 0;
+	if (rc)
+		return rc;
+	for (;;) {
+		struct evict_job job = { .sql = sql_artifact, .arg = artifact_id, .want = UINT64_MAX,
+					 .reason = reason ? reason : "manual",
+					 .busy_check = artifact_id };
+		size_t seen = 0;
+		rc = evict_once(s, &job, &freed, &seen, err);
+		if (rc || seen < BATCH)
+			break;
+	}
+	if (bytes)
+		*bytes = freed;
+	return rc;
+}
+
+/* The rows of an uninstalled artifact: its files that no other artifact
+ * holds (with their chunk digests), its revision names that no other
+ * artifact of the same commit uses, the artifact; then the generation. */
+static int delete_rows(sqlite3 *db, int64_t id, struct mfs_err *err)
+{
+	static const char *const sql[] = {
+		"DELETE FROM chunks WHERE file_id IN (SELECT file_id FROM artifact_files"
+		" WHERE artifact_id = ?1 AND file_id NOT IN"
+		" (SELECT file_id FROM artifact_files WHERE artifact_id != ?1))",
+		"DELETE FROM files WHERE id IN (SELECT file_id FROM artifact_files"
+		" WHERE artifact_id = ?1 AND file_id NOT IN"
+		" (SELECT file_id FROM artifact_files WHERE artifact_id != ?1))",
+		"DELETE FROM artifact_files WHERE artifact_id = ?1",
+		"DELETE FROM refs WHERE EXISTS (SELECT 1 FROM artifacts a WHERE a.id = ?1"
+		" AND a.endpoint = refs.endpoint AND a.org = refs.org AND a.name = refs.name"
+		" AND a.commit_id = refs.commit_id) AND NOT EXISTS (SELECT 1 FROM artifacts b"
+		" WHERE b.id != ?1 AND b.endpoint = refs.endpoint AND b.org = refs.org"
+		" AND b.name = refs.name AND b.commit_id = refs.commit_id)",
+		"DELETE FROM pins WHERE artifact_id = ?1",
+		"DELETE FROM artifacts WHERE id = ?1",
+		"UPDATE meta SET value = value + 1 WHERE key = 'generation'",
+	};
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++)
+		if (exec_int(db, sql[i], id))
+			return sql_err(err, db, "cannot remove the artifact's rows");
+	return 0;
+}
+
+int mfs_evict_remove(struct mfs_store *s, int64_t artifact_id, struct mfs_err *err)
+{
+	int rc = prepare_pins(s, err);
+	if (rc)
+		return rc;
+	char record[PATH_MAX] = "";
+	sqlite3_stmt *st;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_prepare_v2(db, "SELECT record FROM artifacts WHERE id = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, artifact_id);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+			snprintf(record, sizeof(record), "%s/records/%s", mfs_store_dir(s),
+				 (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	mfs_store_unlock(s);
+	/* Evict in batches, each refusing an artifact that became active
+	 * meanwhile; the last transaction also deletes the rows. */
+	struct evict_job job = { .sql = sql_own, .arg = artifact_id, .want = UINT64_MAX,
+				 .reason = "manual", .busy_check = artifact_id };
+	for (;;) {
+		size_t seen = 0;
+		rc = evict_once(s, &job, NULL, &seen, err);
+		if (rc || seen < BATCH)
+			break;
+	}
+	job.extra = delete_rows;
+	if (!rc)
+		rc = evict_once(s, &job, NULL, NULL, err);
+	if (rc)
+		return rc;
+	if (record[0] && unlink(record) && errno != ENOENT)
+		mfs_log_warning("cannot remove the record '%s': %s", record, strerror(errno));
+	return 0;
+}
+
+int mfs_evict_pin(struct mfs_store *s, int64_t artifact_id, bool pinned, struct mfs_err *err)
+{
+	sqlite3 *db = mfs_store_lock(s);
+	int rc = 0;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "UPDATE artifacts SET pinned = ?2 WHERE id = ?1", -1, &st,
+			       NULL) != SQLITE_OK) {
+		rc = sql_err(err, db, "cannot set the pin");
+	} else {
+		sqlite3_bind_int64(st, 1, artifact_id);
+		sqlite3_bind_int(st, 2, pinned ? 1 : 0);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = sql_err(err, db, "cannot set the pin");
+		else if (sqlite3_changes(db) == 0)
+			rc = MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND, "artifact %lld is not installed",
+				     (long long)artifact_id);
+		sqlite3_finalize(st);
+	}
+	mfs_store_unlock(s);
+	return rc;
+}
+
+/* --- gc ------------------------------------------------------------------ */
+
+/* Removes regular files directly under dir whose change time is older than
+ * age seconds; with keep != NULL, only those for which keep() is false. */
+static uint64_t sweep_dir(const char *dir, time_t age, bool (*keep)(void *ctx, const char *name),
+			  void *ctx)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	time_t now = time(NULL);
+	uint64_t freed = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+			continue;
+		time_t t = st.st_ctime > st.st_mtime ? st.st_ctime : st.st_mtime;
+		if (now - t <= age || (keep && keep(ctx, de->d_name)))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			freed += (uint64_t)st.st_size;
+	}
+	closedir(d);
+	return freed;
+}
+
+/* A chunk file is kept if it is not named by a digest or has a resident row. */
+static bool chunk_indexed(void *ctx, const char *name)
+{
+	uint8_t dg[MFS_SHA256_LEN];
+	if (strlen(name) != 2 * MFS_SHA256_LEN || mfs_hex_decode(name, dg, sizeof(dg)))
+		return true;
+	return mfs_store_chunk_resident(ctx, dg);
+}
+
+int mfs_evict_gc(struct mfs_store *s, uint64_t *bytes, struct mfs_err *err)
+{
+	uint64_t freed = 0;
+	int rc = prepare_pins(s, err);
+	struct mfs_quota q;
+	if (!rc && !(rc = mfs_evict_get_quota(s, &q)) && q.bytes && q.usage > q.low)
+		rc = evict_down_to(s, q.low, "quota", &freed, err);
+	/* Resident chunks that no installed file uses any more. */
+	while (!rc) {
+		struct evict_job job = { .sql = sql_unused, .arg = 0, .want = UINT64_MAX,
+					 .reason = "manual" };
+		size_t seen = 0;
+		rc = evict_once(s, &job, &freed, &seen, err);
+		if (seen < BATCH)
+			break;
+	}
+	if (rc)
+		return rc;
+	char path[PATH_MAX];
+	/* Chunk files without a row: left by a crash between rename and index. */
+	snprintf(path, sizeof(path), "%s/chunks", mfs_store_dir(s));
+	DIR *d = opendir(path);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strlen(de->d_name) != 2 || de->d_name[0] == '.')
+			continue;
+		char sub[PATH_MAX];
+		if (snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) < (int)sizeof(sub))
+			freed += sweep_dir(sub, GC_FILE_AGE, chunk_indexed, s);
+	}
+	if (d)
+		closedir(d);
+	snprintf(path, sizeof(path), "%s/tmp", mfs_store_dir(s));
+	freed += sweep_dir(path, GC_FILE_AGE, NULL, NULL);
+	snprintf(path, sizeof(path), "%s/partial", mfs_store_dir(s));
+	freed += sweep_dir(path, PARTIAL_AGE, NULL, NULL);
+	if (bytes)
+		*bytes = freed;
 	return 0;
 }

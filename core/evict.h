@@ -10,6 +10,7 @@
 #ifndef MFS_EVICT_H
 #define MFS_EVICT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -25,5 +26,51 @@ struct mfs_store;
  * Must be called without the store lock held.
  */
 int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err);
+
+/* Defaults of the watermarks, in percent of the quota. */
+#define MFS_EVICT_HIGH_PCT 90u
+#define MFS_EVICT_LOW_PCT 70u
+
+/* The quota as stored (meta keys quota_bytes, quota_high_pct, quota_low_pct)
+ * and the usage (the sum of resident chunk sizes). */
+struct mfs_quota {
+	uint64_t bytes;        /* 0: no quota */
+	unsigned high_pct, low_pct;
+	uint64_t high, low;    /* the watermarks in bytes (0 with no quota) */
+	uint64_t usage;        /* resident bytes */
+	uint64_t active;       /* resident bytes of active artifacts (not evictable) */
+};
+
+/* Sets the quota (0 removes it) and its watermarks, percentages with
+ * 0 < low_pct < high_pct <= 100; 0 for either keeps its stored value. Takes
+ * effect at the next reservation in every process. 0, -EINVAL (USAGE), -EIO. */
+int mfs_evict_set_quota(struct mfs_store *s, uint64_t bytes, unsigned high_pct,
+			unsigned low_pct, struct mfs_err *err);
+
+/* Reads the quota and usage. 0 or -EIO. */
+int mfs_evict_get_quota(struct mfs_store *s, struct mfs_quota *out);
+
+/* Evicts the resident chunks of artifact_id that no active artifact shares,
+ * leaving evidence with reason ("manual", "quota", ...). *bytes (may be NULL)
+ * gets the bytes freed. -ENOENT (NOT_FOUND), -EBUSY (BUSY) when the artifact
+ * is open in some process or pinned, -EIO. */
+int mfs_evict_artifact(struct mfs_store *s, int64_t artifact_id, const char *reason,
+		       uint64_t *bytes, struct mfs_err *err);
+
+/* Garbage collection: evicts down to the low watermark (reason "quota"),
+ * evicts resident chunks no installed file uses, removes chunk files with no
+ * resident row, stale files in tmp/ (older than ten minutes) and partial
+ * downloads older than a day. *bytes (may be NULL) gets the bytes freed. */
+int mfs_evict_gc(struct mfs_store *s, uint64_t *bytes, struct mfs_err *err);
+
+/* Uninstalls artifact_id: refuses an active one (-EBUSY), evicts its chunks
+ * no other artifact uses (reason "manual"), deletes its rows (and those of
+ * its files, chunk digests and revision names that nothing else uses) in
+ * one transaction, bumps the generation, then deletes its record file.
+ * -ENOENT when not installed. */
+int mfs_evict_remove(struct mfs_store *s, int64_t artifact_id, struct mfs_err *err);
+
+/* Sets or clears the user pin (artifacts.pinned). -ENOENT when not installed. */
+int mfs_evict_pin(struct mfs_store *s, int64_t artifact_id, bool pinned, struct mfs_err *err);
 
 #endif
