@@ -16,8 +16,11 @@ LFS files (larger than --lfs-threshold, or *.gguf / *.safetensors) answer 302 to
 the CDN port, which records every Authorization header it sees.
 
 Faults (--fault NAME[:GLOB[:COUNT]], or POST /_control/fault?name=&path=&count=):
-cut, full200, corrupt, stall, 429, 503, badrange, redirect-file, redirect-third.
-GLOB matches the file path inside the repo; COUNT is how many times the fault
+cut, full200, corrupt, stall, 429, 503, badrange, redirect-file, redirect-third,
+redirect-loop; and on API answers (GLOB matches "revision" or "tree"): badjson
+(not JSON), badtypes (a size given as a string), badsha (a short "sha"),
+link-offsite (a next-page Link to another host). For files GLOB matches the path
+inside the repo; COUNT is how many times the fault
 fires (default 1; 0 = forever). GET /_control/stats gives counters as JSON;
 POST /_control/reset clears faults and counters.
 
@@ -41,7 +44,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 CHUNK = 1 << 20
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 FAULTS = ("cut", "full200", "corrupt", "stall", "429", "503", "badrange",
-          "redirect-file", "redirect-third")
+          "redirect-file", "redirect-third", "redirect-loop",
+          # API answers (GLOB matches "revision" or "tree"):
+          "badjson", "badtypes", "badsha", "link-offsite")
 
 LOCK = threading.Lock()
 STATE = {
@@ -355,6 +360,23 @@ class Handler(BaseHTTPRequestHandler):
         commit = repo.resolve(rev)
         if commit is None:
             return self.error(404, "RevisionNotFound", "Invalid rev id: %s" % rev)
+        f = take_fault(kind, ("badjson", "badtypes", "badsha", "link-offsite"))
+        if f == "badjson":
+            body = b"<html>not json</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return self.wfile.write(body)
+        if f == "badsha":
+            return self.send_json(200, {"sha": commit[:12], "siblings": []})
+        if f == "badtypes":
+            return self.send_json(200, [{"type": "file", "path": "x", "size": "12"}]
+                                  if kind == "tree" else {"sha": 12})
+        if f == "link-offsite":
+            return self.send_json(200, [], {"Link": '<http://localhost:%d/api/models/%s/tree/'
+                                                    '%s?cursor=2>; rel="next"'
+                                            % (CFG["third_port"], repo.id, commit)})
         if kind == "revision":
             if sub:
                 return self.error(404, "RevisionNotFound", "Invalid rev id: %s" % rest)
@@ -431,7 +453,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(404, "EntryNotFound", "%s does not exist" % rel,
                               {"X-Repo-Commit": commit})
         bump("ranges", "%s %s" % (rel, self.headers.get("Range", "-")))
-        f = take_fault(rel, ("redirect-file", "redirect-third"))
+        f = take_fault(rel, ("redirect-file", "redirect-third", "redirect-loop"))
+        if f == "redirect-loop":
+            return self.redirect(self.base_url() + self.path, {})
         if f == "redirect-file":
             return self.redirect("file:///etc/passwd", {})
         if f == "redirect-third":

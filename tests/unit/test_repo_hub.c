@@ -674,6 +674,45 @@ static void test_faults_persistent(void **state)
 	expect_fails("redirect-file", "data.bin", MFS_ERR_HTTP, "'file:' URL", &o, 0);
 	expect_fails("redirect-third", "model.gguf", MFS_ERR_HTTP, "host 'localhost'", &o, 0);
 	assert_int_equal(stat_int("third_requests", NULL), 0);
+	expect_fails("redirect-loop", "data.bin", MFS_ERR_HTTP, "too many redirects", &o, 0);
+}
+
+/* Malformed API answers end in clear parse errors, never in a listing. */
+static void test_bad_api_answers(void **state)
+{
+	SKIP_IF_NO_HUB();
+	struct mfs_repo *r = open_hub(NULL);
+	struct mfs_err e = { 0 };
+	struct mfs_repo_listing l = { 0 };
+	char c[41] = "unchanged";
+	static const struct {
+		const char *fault, *kind, *msg;
+	} cases[] = {
+		{ "badjson", "revision", "not JSON" },
+		{ "badsha", "revision", "no 40-hex 'sha'" },
+		{ "badtypes", "revision", "no 40-hex 'sha'" },
+		{ "badjson", "tree", "not a JSON array" },
+		{ "badtypes", "tree", "'size' must be a non-negative integer" },
+		{ "link-offsite", "tree", "next page is on another host" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		reset_hub();
+		fault(cases[i].fault, cases[i].kind, 1);
+		int rc;
+		if (!strcmp(cases[i].kind, "revision"))
+			rc = mfs_repo_resolve(r, "org/model", "main", c, &e);
+		else
+			rc = mfs_repo_list(r, "org/model", C_A, &l, &e);
+		if (!strstr(e.msg, cases[i].msg))
+			fprintf(stderr, "%s/%s: %s\n", cases[i].fault, cases[i].kind, e.msg);
+		assert_int_equal(rc, -EPROTO);
+		assert_non_null(strstr(e.msg, cases[i].msg));
+		assert_non_null(strstr(e.msg, "'org/model'"));
+		assert_null(l.files);
+		assert_string_equal(c, "unchanged");
+	}
+	assert_int_equal(stat_int("third_requests", NULL), 0);
+	mfs_repo_close(r);
 }
 
 static void test_hash_mismatch_bad_expect(void **state)
@@ -755,6 +794,7 @@ int main(void)
 		cmocka_unit_test(test_fetch_stop),
 		cmocka_unit_test(test_faults_recover),
 		cmocka_unit_test(test_faults_persistent),
+		cmocka_unit_test(test_bad_api_answers),
 		cmocka_unit_test(test_hash_mismatch_bad_expect),
 		cmocka_unit_test(test_token_never_reaches_cdn),
 		cmocka_unit_test(test_not_found_and_416),
