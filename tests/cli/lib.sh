@@ -8,7 +8,8 @@
 #   mfs ARGS...                 the modelfs binary
 #   expect_ok CMD...            CMD must exit 0 (its output goes to $OUT/$ERR)
 #   expect_fail CMD... --msg RE CMD must exit non-zero with RE (extended,
-#                               case-insensitive) in its stderr
+#                               case-insensitive) in its stderr (printed
+#                               when MFS_TEST_VERBOSE is set)
 #   assert_nothing_admitted     `ls --json` is [] and the artifacts table is empty
 #   assert_chunks_consistent    every chunk file hashes to its name, and every
 #                               resident row has its chunk file
@@ -99,6 +100,7 @@ expect_fail() {
 		fail "'${args[*]}' exited $rc but stderr does not match /$re/: $ERR"
 		return 1
 	fi
+	[ -z "${MFS_TEST_VERBOSE:-}" ] || echo "refused as expected: ${args[*]}: $ERR"
 	return 0
 }
 
