@@ -419,6 +419,9 @@ static void mfs_fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	struct mfs_err err = { 0 };
 	ssize_t n = mfs_cache_read(fs->cache, f, (uint64_t)off, size, buf, &err);
 	atomic_fetch_add_explicit(&fs->n_reads, 1, memory_order_relaxed);
+	/* Before the reply: once it is sent the kernel may release the handle
+	 * (and free h) while this thread is still here. */
+	mfs_fs_file_resident_stale(h->ff);
 	if (n < 0) {
 		atomic_fetch_add_explicit(&fs->n_read_errors, 1, memory_order_relaxed);
 		mfs_log_error("read of %s/%s@%s/%s at %lld (+%zu) failed: %s", f->org, f->name,
@@ -429,7 +432,6 @@ static void mfs_fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		atomic_fetch_add_explicit(&fs->n_read_bytes, (uint64_t)n, memory_order_relaxed);
 		fuse_reply_buf(req, buf, (size_t)n);
 	}
-	mfs_fs_file_resident_stale(h->ff);
 	free(buf);
 }
 

@@ -74,6 +74,10 @@ die() {
 
 finish() {
 	if [ "$FAILS" -ne 0 ]; then
+		if [ -f "$WORK/daemon.log" ]; then
+			echo "--- daemon log (tail)" >&2
+			tail -60 "$WORK/daemon.log" >&2
+		fi
 		echo "$FAILS check(s) failed" >&2
 		exit 1
 	fi
