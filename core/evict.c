@@ -464,9 +464,16 @@ static int evict_down_to(struct mfs_store *s, uint64_t target, const char *reaso
 	}
 }
 
-static double mib(uint64_t b)
+/* A size for messages: "512 KiB", "3.5 MiB", "1.2 GiB". */
+static const char *human(uint64_t b, char *buf, size_t cap)
 {
-	return (double)b / (1024.0 * 1024.0);
+	if (b < (UINT64_C(1) << 20))
+		snprintf(buf, cap, "%llu KiB", (unsigned long long)((b + 1023) >> 10));
+	else if (b < (UINT64_C(1) << 30))
+		snprintf(buf, cap, "%.1f MiB", (double)b / (1 << 20));
+	else
+		snprintf(buf, cap, "%.1f GiB", (double)b / (1 << 30));
+	return buf;
 }
 
 int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err)
@@ -482,8 +489,9 @@ int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err)
 	if (!rc) {
 		uint64_t freed = 0;
 		rc = evict_down_to(s, q.low > len ? q.low - len : 0, "quota", &freed, &e);
+		char h1[32];
 		if (freed)
-			mfs_log_info("cache over its high watermark: evicted %.1f MiB", mib(freed));
+			mfs_log_info("cache over its high watermark: evicted %s", human(freed, h1, 32));
 	}
 	if (rc)
 		mfs_log_warning("eviction failed: %s", e.msg);
@@ -491,11 +499,13 @@ int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err)
 		return MFS_ERR(err, -EIO, MFS_ERR_SQLITE, "cannot read the cache usage");
 	if (q.usage + len <= q.bytes)
 		return 0;
+	char h1[32], h2[32], h3[32], h4[32];
 	rc = MFS_ERR(&e, -ENOSPC, MFS_ERR_QUOTA,
-		     "cache quota of %.1f MiB is full: %.1f MiB are held by open or pinned artifacts"
-		     " (%.1f MiB used, %.1f MiB more needed); raise the quota ('modelfs gc --quota"
-		     " SIZE') or close or 'modelfs unpin' something",
-		     mib(q.bytes), mib(q.active), mib(q.usage), mib(len));
+		     "cache quota of %s is full: %s are held by open or pinned artifacts"
+		     " (%s used, %s more needed); raise the quota ('modelfs gc --quota SIZE')"
+		     " or close or 'modelfs unpin' something",
+		     human(q.bytes, h1, 32), human(q.active, h2, 32), human(q.usage, h3, 32),
+		     human(len, h4, 32));
 	mfs_log_warning("%s", e.msg);
 	if (err)
 		*err = e;
@@ -614,7 +624,7 @@ int mfs_evict_pin(struct mfs_store *s, int64_t artifact_id, bool pinned, struct 
 
 /* --- gc ------------------------------------------------------------------ */
 
-/* Removes regular files directly under dir whose change time is older than
+/* Removes regular files directly under dir last modified more than
  * age seconds; with keep != NULL, only those for which keep() is false. */
 static uint64_t sweep_dir(const char *dir, time_t age, bool (*keep)(void *ctx, const char *name),
 			  void *ctx)
@@ -630,7 +640,7 @@ static uint64_t sweep_dir(const char *dir, time_t age, bool (*keep)(void *ctx, c
 		if (de->d_name[0] == '.' ||
 		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
 			continue;
-		time_t t = st.st_ctime > st.st_mtime ? st.st_ctime : st.st_mtime;
+		time_t t = st.st_mtime; /* a committed chunk was written just before its rename */
 		if (now - t <= age || (keep && keep(ctx, de->d_name)))
 			continue;
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
