@@ -309,6 +309,9 @@ int mfs_http_open(const char *origin, const char *token, struct mfs_http **out,
 			goto fail;
 		}
 	}
+	if (h->token && !strcmp(h->scheme, "http") && strcmp(h->host, "127.0.0.1") &&
+	    strcmp(h->host, "localhost") && strcmp(h->host, "[::1]"))
+		mfs_log_warning("http: HF_TOKEN will be sent without TLS to '%s'", h->host);
 	h->share = curl_share_init();
 	if (!h->share) {
 		rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
@@ -391,6 +394,7 @@ struct xfer {
 	bool cr_bad;             /* Content-Range present but unparsable */
 	char error_code[64];
 	char *link_next;         /* owned */
+	bool link_overlong;      /* a Link header longer than LINK_MAX */
 	long retry_after;        /* seconds, -1 when absent */
 	bool rejected;           /* 2xx other than 206 to a range: cut */
 	bool overflow;           /* body larger than allowed */
@@ -410,6 +414,7 @@ static void xfer_reset_answer(struct xfer *x)
 	x->error_code[0] = 0;
 	free(x->link_next);
 	x->link_next = NULL;
+	x->link_overlong = false;
 	x->retry_after = -1;
 	x->rejected = false;
 	x->overflow = false;
@@ -508,8 +513,12 @@ static size_t header_cb(char *data, size_t size, size_t n, void *u)
 	}
 	while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
 		vlen--;
-	if (vlen >= sizeof(line))
-		return len; /* longer than any header we use: ignore it */
+	if (vlen >= sizeof(line)) {
+		/* Longer than any header we use; a lost Link would cut a listing short. */
+		if (nlen == 4 && !strncasecmp(data, "Link", 4))
+			x->link_overlong = true;
+		return len;
+	}
 	memcpy(line, v, vlen);
 	line[vlen] = 0;
 	if (nlen == 13 && !strncasecmp(data, "Content-Range", 13)) {
@@ -805,6 +814,12 @@ int mfs_http_get(struct mfs_http *h, const char *url, size_t cap,
 			free(x.url);
 			x.url = nu;
 			x.token_ok = x.token_ok && tok;
+		}
+		if (cc == CURLE_OK && x.link_overlong) {
+			rc = MFS_ERR(err, -EPROTO, MFS_ERR_HTTP,
+				     "answer from '%s' has a Link header longer than %d bytes", h->host,
+				     LINK_MAX);
+			goto out;
 		}
 		if (cc == CURLE_OK && !status_transient(x.status)) {
 			resp->status = x.status;
