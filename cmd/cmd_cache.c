@@ -525,7 +525,11 @@ int mfs_cmd_why(struct mfs_cmd *cmd, int argc, char **argv)
 		printf("  installed: yes\n  size:      %s\n  resident:  %s in %lld of %lld chunks%s\n",
 		       h1, h2, (long long)json_integer_value(json_object_get(o, "resident_chunks")),
 		       (long long)json_integer_value(json_object_get(o, "chunks")),
-		       json_is_true(json_object_get(o, "verified")) ? " (whole file verified)" : "");
+		       json_is_true(json_object_get(o, "verified")) &&
+				       json_integer_value(json_object_get(o, "resident_bytes")) ==
+					       json_integer_value(json_object_get(o, "size"))
+			       ? " (whole file verified)"
+			       : "");
 		size_t i;
 		json_t *a;
 		json_array_foreach(json_object_get(o, "artifacts"), i, a) {
