@@ -14,6 +14,7 @@
  * mounts the model.
  */
 #include "manifest.h"
+#include "select.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -38,7 +39,7 @@ bool mfs_manifest_chunk_size_is_valid(uint64_t cs)
 	return cs >= MFS_CHUNK_SIZE_MIN && cs <= MFS_CHUNK_SIZE_MAX && (cs & (cs - 1)) == 0;
 }
 
-static bool repo_part_ok(const char *s, size_t n)
+bool mfs_manifest_name_part_is_valid(const char *s, size_t n)
 {
 	if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
 		return false;
@@ -62,34 +63,17 @@ bool mfs_manifest_repo_is_valid(const char *repo)
 	if (!slash)
 		return false;
 	size_t org = (size_t)(slash - repo);
-	return repo_part_ok(repo, org) && repo_part_ok(slash + 1, n - org - 1);
+	return mfs_manifest_name_part_is_valid(repo, org) &&
+	       mfs_manifest_name_part_is_valid(slash + 1, n - org - 1);
 }
 
 bool mfs_manifest_path_is_safe(const char *path)
 {
-	if (!path || !*path || path[0] == '/')
-		return false;
-	size_t n = strnlen(path, MFS_MANIFEST_PATH_MAX + 1);
-	if (n > MFS_MANIFEST_PATH_MAX)
-		return false;
-	const char *comp = path;
-	for (size_t i = 0; i <= n; i++) {
-		unsigned char c = (unsigned char)path[i];
-		if (i < n && (c < 0x20 || c == 0x7f || c == '\\'))
-			return false;
-		if (i == n || c == '/') {
-			size_t len = (size_t)(path + i - comp);
-			if (len == 0 || (len == 1 && comp[0] == '.') ||
-			    (len == 2 && comp[0] == '.' && comp[1] == '.'))
-				return false;
-			/* The first component may not be the manifest's own directory. */
-			if (comp == path && len == sizeof(MFS_MANIFEST_DIR) - 1 &&
-			    !memcmp(comp, MFS_MANIFEST_DIR, len))
-				return false;
-			comp = path + i + 1;
-		}
-	}
-	return true;
+	/* The repository-wide rule, plus: the manifest does not list its own
+	 * directory. */
+	size_t dn = sizeof(MFS_MANIFEST_DIR) - 1;
+	return mfs_path_is_safe(path) &&
+	       !(!strncmp(path, MFS_MANIFEST_DIR, dn) && (path[dn] == '/' || path[dn] == '\0'));
 }
 
 static bool is_lower_hex(const char *s, size_t n)

@@ -93,6 +93,8 @@ int mfs_manifest_build(const char *dir, const char *repo, uint64_t sequence,
  * only ASCII letters, digits, '-', '_' and '.', at most MFS_MANIFEST_REPO_MAX
  * bytes. */
 bool mfs_manifest_repo_is_valid(const char *repo);
+/* One part (org or name) of a repo name: the characters and limits above. */
+bool mfs_manifest_name_part_is_valid(const char *s, size_t n);
 
 /* A path a manifest may list: non-empty, at most MFS_MANIFEST_PATH_MAX bytes,
  * relative, no empty, "." or ".." component, no byte below 0x20, no 0x7f, no

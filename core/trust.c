@@ -55,19 +55,6 @@ struct mfs_policy {
 
 /* ---- prefixes and endpoints -------------------------------------------- */
 
-static bool name_part_ok(const char *s, size_t n)
-{
-	if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
 bool mfs_policy_prefix_is_valid(const char *prefix)
 {
 	if (!prefix)
@@ -79,9 +66,9 @@ bool mfs_policy_prefix_is_valid(const char *prefix)
 		return false;
 	const char *slash = memchr(prefix, '/', n);
 	if (!slash)
-		return name_part_ok(prefix, n);
+		return mfs_manifest_name_part_is_valid(prefix, n);
 	if ((size_t)(slash - prefix) == n - 1)
-		return name_part_ok(prefix, n - 1);
+		return mfs_manifest_name_part_is_valid(prefix, n - 1);
 	return mfs_manifest_repo_is_valid(prefix);
 }
 
