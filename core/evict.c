@@ -189,6 +189,13 @@ static void quota_locked(sqlite3 *db, struct mfs_quota *q)
 	q->usage = (uint64_t)query_int(db, "SELECT coalesce(sum(size), 0) FROM resident", 0, 0);
 }
 
+/* The quota alone, without the usage scan (the commit path with no quota). */
+static uint64_t quota_bytes_locked(sqlite3 *db)
+{
+	int64_t b = meta_get(db, "quota_bytes", 0);
+	return b > 0 ? (uint64_t)b : 0;
+}
+
 int mfs_evict_get_quota(struct mfs_store *s, struct mfs_quota *out)
 {
 	sqlite3 *db = mfs_store_lock(s);
@@ -478,9 +485,10 @@ static const char *human(uint64_t b, char *buf, size_t cap)
 
 int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err)
 {
-	struct mfs_quota q;
+	struct mfs_quota q = { 0 };
 	sqlite3 *db = mfs_store_lock(s);
-	quota_locked(db, &q);
+	if (quota_bytes_locked(db))
+		quota_locked(db, &q);
 	mfs_store_unlock(s);
 	if (!q.bytes || q.usage + len <= q.high)
 		return 0;
