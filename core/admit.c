@@ -504,9 +504,11 @@ static int parse_header(struct admission *a, const struct mfs_file *f, parse_fn 
 		}
 	}
 	free(buf);
-	if (rc)
+	if (rc && err && (err->kind == MFS_ERR_PARSE || err->kind == MFS_ERR_FORMAT))
 		mfs_err_prefix(err, "'%s' is not a valid %s file", f->path,
 			       parse == parse_gguf ? "GGUF" : "safetensors");
+	else if (rc)
+		mfs_err_prefix(err, "cannot read the header of '%s'", f->path);
 	return rc;
 }
 

@@ -200,8 +200,9 @@ static void job_failed(void *ctx, const struct mfs_fetch_req *req, const struct 
 	struct flight *fl = js->fl[req->tag];
 	mfs_store_count(js->c->store, e && e->kind == MFS_ERR_HASH ? "hash_failures"
 								    : "fetch_failures", 1);
-	mfs_log_warning("fetch of chunk %llu of '%s/%s' failed: %s",
-			(unsigned long long)(req->off / js->f->chunk_size), js->f->org, js->f->path,
+	mfs_log_warning("fetch of chunk %llu of '%s/%s/%s' failed: %s",
+			(unsigned long long)(req->off / js->f->chunk_size), js->f->org, js->f->name,
+			js->f->path,
 			e ? e->msg : "unknown error");
 	pthread_mutex_lock(&js->c->lock);
 	flight_finish(js->c, fl, e && e->code ? e->code : -EIO, e);
