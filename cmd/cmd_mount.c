@@ -31,6 +31,7 @@
 #include <fcntl.h>
 
 #include "cmd.h"
+#include "evict.h"
 #include "fs.h"
 #include "log.h"
 #include "store.h"
@@ -46,7 +47,7 @@ static void usage(FILE *out)
 		"  -d, --debug        foreground, with FUSE request tracing\n"
 		"  -v, --verbose      more log output\n"
 		"  -o OPTIONS         comma-separated:\n"
-		"                       quota=SIZE     cache quota (K/M/G/T); accepted\n"
+		"                       quota=SIZE     cache quota (K/M/G/T), kept for the store\n"
 		"                       threads=N      FUSE worker threads (default 16)\n"
 		"                       prefetch=N     prefetch threads (default 4)\n"
 		"                       allow_other    let other users read the mount\n"
@@ -58,6 +59,8 @@ static void usage(FILE *out)
 struct mount_args {
 	char fuse_opts[2048];
 	unsigned threads, prefetch;
+	bool has_quota;
+	unsigned long long quota;
 };
 
 static bool dropped_word(const char *w)
@@ -94,6 +97,8 @@ static int parse_opts(struct mount_args *a, const char *arg)
 		if (!strncmp(w, "quota=", 6)) {
 			if (mfs_cmd_parse_size(w + 6, &q))
 				rc = mfs_cmd_usage("mount", "bad quota '%s' (examples: 500M, 20G)", w + 6);
+			a->has_quota = true;
+			a->quota = q;
 		} else if (!strncmp(w, "threads=", 8)) {
 			if (parse_num(w + 8, 1, 256, &a->threads))
 				rc = mfs_cmd_usage("mount", "bad threads '%s' (1 to 256)", w + 8);
@@ -269,6 +274,12 @@ int mfs_cmd_mount(struct mfs_cmd *cmd, int argc, char **argv)
 
 	struct mfs_store *store = mfs_cmd_store(cmd);
 	rc = store ? 0 : -EIO;
+	if (!rc && a.has_quota) {
+		struct mfs_err qerr = { 0 };
+		rc = mfs_evict_set_quota(store, a.quota, 0, 0, &qerr);
+		if (rc)
+			mfs_log_error("mount: cannot set the quota: %s", qerr.msg);
+	}
 	if (!rc) {
 		if (!foreground && chdir("/"))
 			mfs_log_warning("mount: cannot change directory to /: %s", strerror(errno));

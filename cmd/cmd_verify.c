@@ -16,6 +16,7 @@
 #include "cache.h"
 #include "cmd.h"
 #include "cmd_find.h"
+#include "evict.h"
 #include "gguf.h"
 #include "inventory.h"
 #include "pin.h"
@@ -307,6 +308,13 @@ int mfs_cmd_status(struct mfs_cmd *cmd, int argc, char **argv)
 	json_object_set_new(st, "artifacts", json_integer(artifacts));
 	json_object_set_new(st, "usage_bytes", json_integer(usage));
 	json_object_set_new(st, "resident_chunks", json_integer(chunks));
+	struct mfs_quota quota = { 0 };
+	mfs_evict_get_quota(s, &quota);
+	json_object_set_new(st, "quota", json_pack("{s:I,s:i,s:i,s:I,s:I,s:I}", "bytes",
+						   (json_int_t)quota.bytes, "high_pct", (int)quota.high_pct,
+						   "low_pct", (int)quota.low_pct, "high", (json_int_t)quota.high,
+						   "low", (json_int_t)quota.low, "active",
+						   (json_int_t)quota.active));
 	json_object_set_new(st, "mounts", mounts);
 	json_object_set_new(st, "open_pins", pins);
 	json_object_set_new(st, "counters", counters);
@@ -318,6 +326,13 @@ int mfs_cmd_status(struct mfs_cmd *cmd, int argc, char **argv)
 		printf("store:      %s\nartifacts:  %lld\nusage:      %.1f MiB in %lld chunks\n",
 		       mfs_store_dir(s), (long long)artifacts, (double)usage / 1048576,
 		       (long long)chunks);
+		if (quota.bytes)
+			printf("quota:      %.1f MiB (evict from %u%% = %.1f MiB down to %u%% = %.1f MiB);"
+			       " %.1f MiB active\n", (double)quota.bytes / 1048576, quota.high_pct,
+			       (double)quota.high / 1048576, quota.low_pct, (double)quota.low / 1048576,
+			       (double)quota.active / 1048576);
+		else
+			printf("quota:      none ('modelfs gc --quota SIZE' or mount -o quota=SIZE)\n");
 		size_t i;
 		json_t *v;
 		json_array_foreach(mounts, i, v)

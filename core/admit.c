@@ -27,6 +27,7 @@
 #include "gguf.h"
 #include "log.h"
 #include "manifest.h"
+#include "pin.h"
 #include "ref.h"
 #include "repo.h"
 #include "safetensors.h"
@@ -710,6 +711,12 @@ int mfs_admit_pull(struct mfs_store *s, struct mfs_cache *c, int64_t artifact_id
 	int rc = mfs_store_record_load(s, artifact_id, &rec, err);
 	if (rc)
 		return rc;
+	/* Held like an open file, so the quota never evicts what this pull
+	 * has just fetched: a model that cannot fit fails with ENOSPC. */
+	if ((rc = mfs_pin_init(s, err)) || (rc = mfs_pin_hold(s, artifact_id, err))) {
+		json_decref(rec);
+		return rc;
+	}
 	size_t i;
 	json_t *fj;
 	json_array_foreach(json_object_get(rec, "files"), i, fj) {
@@ -732,6 +739,7 @@ int mfs_admit_pull(struct mfs_store *s, struct mfs_cache *c, int64_t artifact_id
 		if (rc)
 			break;
 	}
+	mfs_pin_drop(s, artifact_id, NULL);
 	json_decref(rec);
 	return rc;
 }
