@@ -234,6 +234,13 @@ int mfs_cache_fetch(struct mfs_cache *c, const struct mfs_file *f, uint32_t firs
 		struct flight *fl = c->inflight;
 		while (fl && memcmp(fl->digest, f->chunks[i], MFS_SHA256_LEN))
 			fl = fl->next;
+		/* The check above raced with a flight that may have finished
+		 * since: a flight ends only after its chunk is committed, so with
+		 * no flight in the table a second look is decisive. */
+		if (!fl && mfs_store_chunk_resident(c->store, f->chunks[i])) {
+			pthread_mutex_unlock(&c->lock);
+			continue;
+		}
 		if (!fl) {
 			fl = calloc(1, sizeof(*fl));
 			if (!fl) {
