@@ -52,6 +52,21 @@
 #define POLL_MAX_MS 1000
 #define WHAT_MAX 1024                   /* "'path' bytes a-b" in messages */
 
+#define REDIR_CACHE_N 64                /* remembered CDN locations */
+#define REDIR_TTL_MS 300000L            /* how long one is reused */
+
+/*
+ * A remembered redirect: hub URL of a file -> where it led (the CDN). Reusing
+ * it saves one hub round trip per range; any failure through it forgets it
+ * and starts again at the hub, so an expired signature costs one attempt
+ * that is not counted as a retry.
+ */
+struct redir {
+	char *from;                    /* owned; NULL when the slot is empty */
+	char *to;                      /* owned; never the hub's origin */
+	uint64_t expires;              /* now_ms() deadline */
+};
+
 /* A multi handle and the easy handles it drives; owned by one call at a time. */
 struct xset {
 	CURLM *multi;
@@ -72,6 +87,8 @@ struct mfs_http {
 	unsigned n_idle_sets;
 	CURL *idle_easy[IDLE_EASY_MAX];
 	unsigned n_idle_easy;
+	pthread_mutex_t redir_lock;    /* protects redir */
+	struct redir redir[REDIR_CACHE_N];
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -284,6 +301,7 @@ int mfs_http_open(const char *origin, const char *token, struct mfs_http **out,
 	if (!h)
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 	pthread_mutex_init(&h->pool_lock, NULL);
+	pthread_mutex_init(&h->redir_lock, NULL);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&h->share_lock[i], NULL);
 	int rc = url_origin(origin, &h->scheme, &h->host, &h->port);
@@ -355,6 +373,11 @@ void mfs_http_close(struct mfs_http *h)
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&h->share_lock[i]);
 	pthread_mutex_destroy(&h->pool_lock);
+	for (int i = 0; i < REDIR_CACHE_N; i++) {
+		free(h->redir[i].from);
+		free(h->redir[i].to);
+	}
+	pthread_mutex_destroy(&h->redir_lock);
 	free(h->scheme);
 	free(h->host);
 	if (h->token)
@@ -894,6 +917,9 @@ struct rq {
 	unsigned attempts;            /* failed attempts so far */
 	int redirects;
 	bool hash_retried;
+	char *hub_url;                /* the file's URL on the hub (owned) */
+	bool via_cache;               /* this attempt starts at a remembered redirect */
+	bool skip_cache;              /* a remembered redirect failed: go to the hub */
 	uint64_t ready_at;            /* RQ_WAIT: when to start again */
 	struct mfs_err last;          /* reason of the last failed attempt */
 };
@@ -1042,21 +1068,89 @@ static int start_rq(struct call *c, struct rq *r)
 	return 0;
 }
 
+/* The remembered target of from (malloc'd), or NULL. */
+static char *redir_lookup(struct mfs_http *h, const char *from)
+{
+	char *to = NULL;
+	uint64_t now = now_ms();
+	pthread_mutex_lock(&h->redir_lock);
+	for (int i = 0; i < REDIR_CACHE_N; i++) {
+		struct redir *e = &h->redir[i];
+		if (e->from && e->expires > now && !strcmp(e->from, from)) {
+			to = strdup(e->to);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h->redir_lock);
+	return to;
+}
+
+static void redir_forget(struct mfs_http *h, const char *from)
+{
+	pthread_mutex_lock(&h->redir_lock);
+	for (int i = 0; i < REDIR_CACHE_N; i++) {
+		struct redir *e = &h->redir[i];
+		if (e->from && !strcmp(e->from, from)) {
+			free(e->from);
+			free(e->to);
+			e->from = e->to = NULL;
+		}
+	}
+	pthread_mutex_unlock(&h->redir_lock);
+}
+
+/* Remembers from -> to, replacing the same key or the soonest to expire. */
+static void redir_store(struct mfs_http *h, const char *from, const char *to)
+{
+	char *f = strdup(from), *t = strdup(to);
+	if (!f || !t) {
+		free(f);
+		free(t);
+		return;
+	}
+	pthread_mutex_lock(&h->redir_lock);
+	int slot = 0;
+	for (int i = 0; i < REDIR_CACHE_N; i++) {
+		struct redir *e = &h->redir[i];
+		if (e->from && !strcmp(e->from, from)) {
+			slot = i;
+			break;
+		}
+		if (!e->from || e->expires < h->redir[slot].expires)
+			slot = i;
+		if (!e->from)
+			break;
+	}
+	struct redir *e = &h->redir[slot];
+	free(e->from);
+	free(e->to);
+	e->from = f;
+	e->to = t;
+	e->expires = now_ms() + REDIR_TTL_MS;
+	pthread_mutex_unlock(&h->redir_lock);
+}
+
 /* Points r at the hub URL of its file again (a fresh attempt). 0 or -ENOMEM. */
 static int rq_reset_url(struct call *c, struct rq *r)
 {
 	char *esc = mfs_http_escape(r->req.path, true);
 	if (!esc)
 		return -ENOMEM;
-	free(r->x.url);
-	r->x.url = NULL;
-	int n = asprintf(&r->x.url, "%s%s", c->base_url, esc);
+	free(r->hub_url);
+	r->hub_url = NULL;
+	int n = asprintf(&r->hub_url, "%s%s", c->base_url, esc);
 	free(esc);
 	if (n < 0) {
-		r->x.url = NULL;
+		r->hub_url = NULL;
 		return -ENOMEM;
 	}
-	r->x.token_ok = mfs_http_same_origin(c->h, r->x.url);
+	char *cached = r->skip_cache || r->x.no_cache ? NULL : redir_lookup(c->h, r->hub_url);
+	free(r->x.url);
+	r->x.url = cached ? cached : strdup(r->hub_url);
+	if (!r->x.url)
+		return -ENOMEM;
+	r->via_cache = cached != NULL;
+	r->x.token_ok = !cached && mfs_http_same_origin(c->h, r->x.url);
 	r->redirects = 0;
 	return 0;
 }
@@ -1066,6 +1160,22 @@ static void attempt_failed(struct call *c, struct rq *r, bool permanent, long re
 {
 	char what[WHAT_MAX];
 	range_what(&r->req, what, sizeof(what));
+	if (r->via_cache) {
+		/* The remembered location failed (it may have expired): start again
+		 * at the hub, at once, without counting it. */
+		redir_forget(c->h, r->hub_url);
+		r->skip_cache = true;
+		if (rq_reset_url(c, r)) {
+			MFS_ERR(&r->last, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+			fail_rq(c, r, &r->last);
+			return;
+		}
+		r->ready_at = 0;
+		pthread_mutex_lock(&c->lock);
+		r->state = RQ_WAIT;
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
 	if (permanent) {
 		fail_rq(c, r, &r->last);
 		return;
@@ -1181,6 +1291,8 @@ static void finish_rq(struct call *c, struct rq *r, CURLcode cc)
 			attempt_failed(c, r, false, -1);
 			return;
 		}
+		if (!r->via_cache && r->redirects && !mfs_http_same_origin(c->h, x->url))
+			redir_store(c->h, r->hub_url, x->url);
 		/* Checked: hand to a worker (or deliver inline). */
 		if (c->nworkers) {
 			pthread_mutex_lock(&c->lock);
@@ -1394,6 +1506,7 @@ int mfs_http_fetch(struct mfs_http *h, const char *base_url, const char *subject
 			r->req = req;
 			r->attempts = 0;
 			r->hash_retried = false;
+			r->skip_cache = false;
 			r->x.no_cache = false;
 			r->x.ranged = true;
 			r->x.off = req.off;
@@ -1481,6 +1594,7 @@ int mfs_http_fetch(struct mfs_http *h, const char *base_url, const char *subject
 	for (unsigned i = 0; i < c.nrq; i++) {
 		free(c.rqs[i].x.buf);
 		free(c.rqs[i].x.url);
+		free(c.rqs[i].hub_url);
 		free(c.rqs[i].x.link_next);
 		curl_slist_free_all(c.rqs[i].x.hdrs);
 	}

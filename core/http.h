@@ -17,7 +17,9 @@
  * MFS_HTTP_MAX_REDIRECTS, never from https down to http, only to the hub's own
  * host or a host of its domain (huggingface.co also trusts hf.co: its CDN).
  * The token goes only to the hub's own origin and is dropped on any redirect
- * that leaves it. Tokens and redirect URLs (pre-signed) are never logged or
+ * that leaves it. Where a file's range led (its CDN location) is remembered
+ * for a few minutes and reused for the next ranges of that file; a failure
+ * through it forgets it and asks the hub again (not counted as a retry). Tokens and redirect URLs (pre-signed) are never logged or
  * put into error messages.
  *
  * Every wait is bounded: connect timeout, low-speed limit, a total deadline

@@ -557,6 +557,45 @@ static void test_fetch_parallel_job(void **state)
 	mfs_repo_close(r);
 }
 
+/* The CDN location of an LFS file is reused; when it fails, the hub is asked again. */
+static void test_cdn_location_reused(void **state)
+{
+	SKIP_IF_NO_HUB();
+	reset_hub();
+	struct mfs_repo *r = open_hub(TOKEN);
+	struct mfs_err e = { 0 };
+	uint8_t buf[4096];
+	long cdn = 0;
+	char key[128];
+	for (int i = 0; i < 3; i++) {
+		uint64_t off = 1000000 + (uint64_t)i * 8192;
+		assert_int_equal(mfs_repo_read(r, "org/model", C_A, "model.gguf", off, sizeof(buf), NULL,
+					       buf, &e), 0);
+		assert_memory_equal(buf, gguf + off, sizeof(buf));
+		snprintf(key, sizeof(key), "cdn model.gguf bytes=%llu-%llu", (unsigned long long)off,
+			 (unsigned long long)(off + sizeof(buf) - 1));
+		cdn += range_requests(key);
+	}
+	/* Three ranges from the CDN, one redirect from the hub. */
+	assert_int_equal(cdn, 3);
+	assert_int_equal(range_requests("model.gguf bytes=10"), 1);
+	/* The remembered location fails once: back to the hub, not counted as a retry. */
+	fault("503", "model.gguf", 1);
+	struct mfs_fetch_opts o = { .max_inflight = 1, .max_retries = 1 };
+	struct job j;
+	uint8_t *out = calloc(1, 65536);
+	assert_int_equal(run_job(r, C_A, "model.gguf", 65536, 65536, gguf, out, &o, &j), 0);
+	assert_int_equal(j.done, 1);
+	assert_memory_equal(out, gguf, 65536);
+	assert_int_equal(stat_int("faults_fired", "503"), 1);
+	assert_int_equal(range_requests("model.gguf bytes=0-65535"), 1);
+	assert_int_equal(range_requests("cdn model.gguf bytes=0-65535"), 2);
+	assert_int_equal(stat_int("cdn_tokens", NULL), 0);
+	free(out);
+	mfs_repo_close(r);
+	unsetenv("HF_TOKEN");
+}
+
 static int stop_done(void *ctx, const struct mfs_fetch_req *req, const void *buf, size_t len)
 {
 	job_done(ctx, req, buf, len);
@@ -791,13 +830,15 @@ int main(void)
 		cmocka_unit_test(test_list_pages),
 		cmocka_unit_test(test_fetch_ranges),
 		cmocka_unit_test(test_fetch_parallel_job),
-		cmocka_unit_test(test_fetch_stop),
+		cmocka_unit_test(test_cdn_location_reused),
 		cmocka_unit_test(test_faults_recover),
 		cmocka_unit_test(test_faults_persistent),
 		cmocka_unit_test(test_bad_api_answers),
 		cmocka_unit_test(test_hash_mismatch_bad_expect),
 		cmocka_unit_test(test_token_never_reaches_cdn),
 		cmocka_unit_test(test_not_found_and_416),
+		/* Last: the transfers it cancels may still reach the hub afterwards. */
+		cmocka_unit_test(test_fetch_stop),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
