@@ -150,19 +150,6 @@ static int meta_set(sqlite3 *db, const char *key, int64_t v)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static void count_locked(sqlite3 *db, const char *name, int64_t delta)
-{
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "INSERT INTO counters(name, value) VALUES(?1, ?2)"
-				   " ON CONFLICT(name) DO UPDATE SET value = value + ?2",
-			       -1, &st, NULL) != SQLITE_OK)
-		return;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, delta);
-	sqlite3_step(st);
-	sqlite3_finalize(st);
-}
-
 /* Pins must be readable (table present) and free of dead processes before
  * any choice of victims. */
 static int prepare_pins(struct mfs_store *s, struct mfs_err *err)
@@ -430,8 +417,8 @@ static int evict_once(struct mfs_store *s, const struct evict_job *job, uint64_t
 	}
 	sqlite3_finalize(del);
 	if (!rc && done) {
-		count_locked(db, "evicted_bytes", (int64_t)bytes);
-		count_locked(db, "evicted_chunks", (int64_t)done);
+		mfs_store_count_locked(db, "evicted_bytes", (int64_t)bytes);
+		mfs_store_count_locked(db, "evicted_chunks", (int64_t)done);
 	}
 	if (!rc && job->extra)
 		rc = job->extra(db, job->arg, err);

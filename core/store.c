@@ -597,7 +597,7 @@ static void record_eviction(sqlite3 *db, const uint8_t digest[MFS_SHA256_LEN], u
 	sqlite3_finalize(st);
 }
 
-static void count_locked(sqlite3 *db, const char *name, int64_t delta)
+void mfs_store_count_locked(struct sqlite3 *db, const char *name, int64_t delta)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, "INSERT INTO counters(name, value) VALUES(?1, ?2)"
@@ -613,7 +613,7 @@ static void count_locked(sqlite3 *db, const char *name, int64_t delta)
 void mfs_store_count(struct mfs_store *s, const char *name, int64_t delta)
 {
 	sqlite3 *db = mfs_store_lock(s);
-	count_locked(db, name, delta);
+	mfs_store_count_locked(db, name, delta);
 	mfs_store_unlock(s);
 }
 
@@ -636,7 +636,7 @@ static void drop_bad_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_
 		sqlite3_finalize(st);
 	}
 	record_eviction(db, digest, bytes, reason);
-	count_locked(db, "corrupt_chunks", 1);
+	mfs_store_count_locked(db, "corrupt_chunks", 1);
 	mfs_store_unlock(s);
 	mfs_log_warning("cached chunk %.16s was %s: quarantined, it will be fetched again",
 			hex, !strcmp(reason, "corrupt") ? "corrupt" : "missing");

@@ -155,5 +155,8 @@ void mfs_store_count(struct mfs_store *s, const char *name, int64_t delta);
  * For core modules only (admit, evict, pins); never hold across I/O. */
 struct sqlite3 *mfs_store_lock(struct mfs_store *s);
 void mfs_store_unlock(struct mfs_store *s);
+/* mfs_store_count for a caller that already holds the lock (db from
+ * mfs_store_lock), e.g. inside its own transaction. */
+void mfs_store_count_locked(struct sqlite3 *db, const char *name, int64_t delta);
 
 #endif
