@@ -33,6 +33,11 @@ int mfs_cmd_fail(const struct mfs_err *err, const char *what, const char *hint);
 int mfs_cmd_usage(const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Parses the options of a command that takes only --json (when json is
+ * non-NULL) and --help (prints help to stdout). Returns -1 to go on (optind
+ * at the first operand), else the exit status to return at once. */
+int mfs_cmd_simple_opts(int argc, char **argv, bool *json, const char *help);
+
 /* Parses "123", "4K", "16M", "2G", "1T" (binary units). 0 or -EINVAL. */
 int mfs_cmd_parse_size(const char *s, unsigned long long *out);
 

@@ -162,21 +162,13 @@ json_t *mfs_cmd_inventory(struct mfs_store *s)
 
 int mfs_cmd_ls(struct mfs_cmd *cmd, int argc, char **argv)
 {
-	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
-					      { "help", no_argument, NULL, 'h' }, { 0 } };
 	bool json = false;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = true;
-		else if (c == 'h') {
-			printf("usage: modelfs ls [--json]\n\nLists installed artifacts: canonical_ref, "
-			       "size, resident bytes, state\n(installed, resident, active) and trust "
-			       "(publisher key id or 'hub').\n");
-			return 0;
-		} else
-			return mfs_cmd_usage("ls", "unknown option");
-	}
+	int r = mfs_cmd_simple_opts(argc, argv, &json,
+				    "usage: modelfs ls [--json]\n\nLists installed artifacts: canonical_ref, "
+				    "size, resident bytes, state\n(installed, resident, active) and trust "
+				    "(publisher key id or 'hub').\n");
+	if (r >= 0)
+		return r;
 	if (optind != argc)
 		return mfs_cmd_usage("ls", "unexpected argument '%s'", argv[optind]);
 	struct mfs_store *s = mfs_cmd_store(cmd);

@@ -24,23 +24,6 @@
 #include "select.h"
 #include "store.h"
 
-static int simple_opts(int argc, char **argv, bool *json, const char *help)
-{
-	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
-					      { "help", no_argument, NULL, 'h' }, { 0 } };
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'j' && json)
-			*json = true;
-		else if (c == 'h') {
-			fputs(help, stdout);
-			return 0;
-		} else
-			return mfs_cmd_usage(argv[0], "unknown option");
-	}
-	return -1;
-}
-
 /* Ids of every file of an artifact. */
 static size_t artifact_files(struct mfs_store *s, int64_t aid, int64_t *ids, size_t cap)
 {
@@ -84,7 +67,7 @@ static size_t all_artifacts(struct mfs_store *s, int64_t **out)
 
 int mfs_cmd_verify(struct mfs_cmd *cmd, int argc, char **argv)
 {
-	int r = simple_opts(argc, argv, NULL,
+	int r = mfs_cmd_simple_opts(argc, argv, NULL,
 			    "usage: modelfs verify [REF]\n\n"
 			    "Hashes every resident chunk again (of REF, or of every installed artifact).\n"
 			    "A chunk whose bytes no longer match is quarantined and fetched again from\n"
@@ -197,7 +180,7 @@ static json_t *inspect_local(const char *path, struct mfs_err *err)
 int mfs_cmd_inspect(struct mfs_cmd *cmd, int argc, char **argv)
 {
 	bool json = false;
-	int r = simple_opts(argc, argv, &json,
+	int r = mfs_cmd_simple_opts(argc, argv, &json,
 			    "usage: modelfs inspect [--json] FILE-or-REF\n\n"
 			    "Prints the compact metadata of a GGUF or safetensors file: a local file\n"
 			    "(parsed and validated here) or an installed artifact.\n");
@@ -268,7 +251,7 @@ static int list_mount(void *ctx, const struct mfs_pin_mount *m)
 int mfs_cmd_status(struct mfs_cmd *cmd, int argc, char **argv)
 {
 	bool json = false;
-	int r = simple_opts(argc, argv, &json,
+	int r = mfs_cmd_simple_opts(argc, argv, &json,
 			    "usage: modelfs status [--json]\n\n"
 			    "Shows the store: installed artifacts, cache usage, live mounts, open\n"
 			    "pins and counters (fetched, verified, evicted, failures).\n");

@@ -126,6 +126,23 @@ int mfs_cmd_parse_size(const char *s, unsigned long long *out)
 	return 0;
 }
 
+int mfs_cmd_simple_opts(int argc, char **argv, bool *json, const char *help)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
+					      { "help", no_argument, NULL, 'h' }, { 0 } };
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'j' && json)
+			*json = true;
+		else if (c == 'h') {
+			fputs(help, stdout);
+			return 0;
+		} else
+			return mfs_cmd_usage(argv[0], "unknown option");
+	}
+	return -1;
+}
+
 static void log_to_stderr(enum mfs_log_level level, const char *msg)
 {
 	fprintf(stderr, "modelfs: %s%s\n",
