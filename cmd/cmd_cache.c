@@ -455,7 +455,7 @@ int mfs_cmd_why(struct mfs_cmd *cmd, int argc, char **argv)
 		if (sqlite3_prepare_v2(db, "SELECT a.canonical_ref, a.pinned, (SELECT group_concat(p.pid)"
 					   " FROM pins p WHERE p.artifact_id = a.id AND p.count > 0)"
 					   " FROM artifacts a JOIN artifact_files af ON af.artifact_id = a.id"
-					   " WHERE af.file_id = ? ORDER BY a.id", -1, &st, NULL) == SQLITE_OK) {
+					   " WHERE af.file_id = ? ORDER BY a.added_at, a.id", -1, &st, NULL) == SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, fid);
 			while (sqlite3_step(st) == SQLITE_ROW) {
 				const char *pids = (const char *)sqlite3_column_text(st, 2);

@@ -35,7 +35,7 @@ int mfs_cmd_find(struct mfs_cmd *cmd, const char *text, int64_t **ids, size_t *n
 			       " OR (?2 IS NOT NULL AND a.org = ?2 AND a.name = ?3"
 			       "  AND (?4 IS NULL OR r.ref = ?4 OR substr(a.commit_id, 1, length(?4)) = lower(?4))"
 			       "  AND (?5 IS NULL OR instr(lower(a.primary_path), lower(?5)) > 0))"
-			       " ORDER BY a.id", -1, &st, NULL) == SQLITE_OK) {
+			       " ORDER BY a.added_at, a.id", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
 		if (is_ref) {
 			sqlite3_bind_text(st, 2, ref.org, -1, SQLITE_STATIC);

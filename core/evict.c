@@ -47,11 +47,13 @@
 #include "log.h"
 #include "pin.h"
 #include "store.h"
+#include "store_record.h"
 
 #define BATCH 1024             /* victims per transaction */
 #define ORPHAN_AGE 60          /* seconds before an unused chunk goes first */
 #define GC_FILE_AGE 600        /* seconds: stale tmp/ files, unindexed chunks */
 #define PARTIAL_AGE 86400      /* seconds: abandoned partial downloads */
+#define MAKE_ROOM_MIN (UINT64_C(64) << 20) /* bytes freed at least when the disk is full */
 
 /* Some artifact that uses chunk r.digest is active. */
 #define ACTIVE_REF                                                                         \
@@ -162,6 +164,13 @@ static int prepare_pins(struct mfs_store *s, struct mfs_err *err)
 
 /* --- the quota ----------------------------------------------------------- */
 
+/* Resident bytes, kept by the store's triggers. */
+static uint64_t usage_locked(sqlite3 *db)
+{
+	int64_t v = meta_get(db, "resident_bytes", 0);
+	return v > 0 ? (uint64_t)v : 0;
+}
+
 static void quota_locked(sqlite3 *db, struct mfs_quota *q)
 {
 	memset(q, 0, sizeof(*q));
@@ -173,7 +182,7 @@ static void quota_locked(sqlite3 *db, struct mfs_quota *q)
 	q->low_pct = l > 0 && l < (int64_t)q->high_pct ? (unsigned)l : q->high_pct * 7 / 9;
 	q->high = q->bytes / 100 * q->high_pct + q->bytes % 100 * q->high_pct / 100;
 	q->low = q->bytes / 100 * q->low_pct + q->bytes % 100 * q->low_pct / 100;
-	q->usage = (uint64_t)query_int(db, "SELECT coalesce(sum(size), 0) FROM resident", 0, 0);
+	q->usage = usage_locked(db);
 }
 
 /* The quota alone, without the usage scan (the commit path with no quota). */
@@ -227,46 +236,20 @@ int mfs_evict_set_quota(struct mfs_store *s, uint64_t bytes, unsigned high_pct,
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	}
 	mfs_store_unlock(s);
+	if (!rc) {
+		/* Kept beside the records, so a rebuilt index has it too. */
+		char text[160];
+		int n = snprintf(text, sizeof(text),
+				 "{\"quota_bytes\": %llu, \"quota_high_pct\": %u, \"quota_low_pct\": %u}\n",
+				 (unsigned long long)bytes, h, l);
+		struct mfs_err e = { 0 };
+		if (mfs_store_write_file(s, ".", "quota.json", text, (size_t)n, &e))
+			mfs_log_warning("the quota is set but not saved beside the index: %s", e.msg);
+	}
 	return rc;
 }
 
 /* --- one eviction transaction -------------------------------------------- */
-
-/* Writes the evidence of one evicted chunk: one row per installed file that
- * uses it (named by its first artifact), or one row without artifact and
- * path for a chunk nothing uses. Locked, in the transaction. */
-static int record_evidence(sqlite3 *db, const struct victim *v, int64_t now,
-			   const char *reason)
-{
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "INSERT INTO evictions(artifact, path, digest, bytes, at, reason)"
-				   " SELECT (SELECT a.canonical_ref FROM artifacts a JOIN artifact_files af"
-				   "  ON af.artifact_id = a.id WHERE af.file_id = f.id ORDER BY a.id LIMIT 1),"
-				   " f.path, ?1, ?2, ?3, ?4 FROM files f"
-				   " WHERE f.id IN (SELECT file_id FROM chunks WHERE digest = ?1)",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_blob(st, 1, v->digest, MFS_SHA256_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)v->size);
-	sqlite3_bind_int64(st, 3, now);
-	sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return -1;
-	if (sqlite3_changes(db) > 0)
-		return 0;
-	if (sqlite3_prepare_v2(db, "INSERT INTO evictions(artifact, path, digest, bytes, at, reason)"
-				   " VALUES(NULL, NULL, ?1, ?2, ?3, ?4)", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_blob(st, 1, v->digest, MFS_SHA256_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)v->size);
-	sqlite3_bind_int64(st, 3, now);
-	sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
 
 /* Collects victims chosen by sql (?1 = arg, ?2 = orphan age limit) until
  * their sizes reach want. Locked, in the transaction. */
@@ -408,7 +391,7 @@ static int evict_once(struct mfs_store *s, const struct evict_job *job, uint64_t
 		sqlite3_reset(del);
 		if (sqlite3_changes(db) == 0)
 			continue; /* evicted by another process meanwhile */
-		if (record_evidence(db, &v[i], now, job->reason)) {
+		if (mfs_store_record_eviction_locked(db, v[i].digest, v[i].size, now, job->reason)) {
 			rc = sql_err(err, db, "cannot record an eviction");
 			break;
 		}
@@ -445,8 +428,7 @@ static int evict_down_to(struct mfs_store *s, uint64_t target, const char *reaso
 {
 	for (;;) {
 		sqlite3 *db = mfs_store_lock(s);
-		uint64_t usage = (uint64_t)query_int(db, "SELECT coalesce(sum(size), 0) FROM resident",
-						     0, 0);
+		uint64_t usage = usage_locked(db);
 		mfs_store_unlock(s);
 		if (usage <= target)
 			return 0;
@@ -505,6 +487,47 @@ int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err)
 	if (err)
 		*err = e;
 	return -ENOSPC;
+}
+
+int mfs_evict_enforce(struct mfs_store *s, struct mfs_err *err)
+{
+	struct mfs_quota q = { 0 };
+	sqlite3 *db = mfs_store_lock(s);
+	if (quota_bytes_locked(db))
+		quota_locked(db, &q);
+	mfs_store_unlock(s);
+	if (!q.bytes || q.usage <= q.high)
+		return 0;
+	uint64_t freed = 0;
+	int rc = prepare_pins(s, err);
+	if (!rc)
+		rc = evict_down_to(s, q.low, "quota", &freed, err);
+	char h[32];
+	if (freed)
+		mfs_log_info("cache over its high watermark: evicted %s", human(freed, h, sizeof(h)));
+	return rc;
+}
+
+int mfs_evict_make_room(struct mfs_store *s, uint64_t len, struct mfs_err *err)
+{
+	uint64_t want = len * 8 > MAKE_ROOM_MIN ? len * 8 : MAKE_ROOM_MIN, freed = 0;
+	int rc = prepare_pins(s, err);
+	while (!rc && freed < want) {
+		struct evict_job job = { .sql = sql_lru, .want = want - freed,
+					 .reason = "disk full" };
+		size_t seen = 0;
+		rc = evict_once(s, &job, &freed, &seen, err);
+		if (!seen)
+			break;
+	}
+	char h[32];
+	if (freed)
+		mfs_log_notice("the store's filesystem is full: evicted %s of chunks no one is using",
+			       human(freed, h, sizeof(h)));
+	if (!rc && !freed)
+		rc = MFS_ERR(err, -ENOSPC, MFS_ERR_IO,
+			     "the store's filesystem is full and every cached chunk is in use");
+	return rc;
 }
 
 /* --- commands ------------------------------------------------------------ */
@@ -613,7 +636,27 @@ int mfs_evict_pin(struct mfs_store *s, int64_t artifact_id, bool pinned, struct 
 				     (long long)artifact_id);
 		sqlite3_finalize(st);
 	}
+	/* The pin is also a file beside the artifact's record, so a rebuilt
+	 * index has it too. */
+	char path[PATH_MAX] = "";
+	if (!rc && sqlite3_prepare_v2(db, "SELECT record FROM artifacts WHERE id = ?", -1, &st,
+				      NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, artifact_id);
+		const char *rec = sqlite3_step(st) == SQLITE_ROW
+					  ? (const char *)sqlite3_column_text(st, 0) : NULL;
+		if (rec && strlen(rec) == 69)
+			snprintf(path, sizeof(path), "%s/records/%.64s.pinned", mfs_store_dir(s), rec);
+		sqlite3_finalize(st);
+	}
 	mfs_store_unlock(s);
+	if (*path) {
+		int fd = pinned ? open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644) : -1;
+		if (fd >= 0)
+			close(fd);
+		else if (pinned || (unlink(path) && errno != ENOENT))
+			mfs_log_warning("the pin is set but not saved beside the record '%s': %s",
+					path, strerror(errno));
+	}
 	return rc;
 }
 

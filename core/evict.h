@@ -27,6 +27,20 @@ struct mfs_store;
  */
 int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err);
 
+/* If a quota is set and usage is above its high watermark, evicts down to
+ * the low one (reason "quota"); for a long-lived process to call now and
+ * then, so a quota lowered elsewhere holds without new fetches. 0 or -EIO. */
+int mfs_evict_enforce(struct mfs_store *s, struct mfs_err *err);
+
+/*
+ * Called by the store when the disk under it is full (a write failed with
+ * ENOSPC): evicts least recently read chunks of inactive artifacts, at least
+ * 64 MiB or eight times len, with reason "disk full". 0 when something was
+ * freed; -ENOSPC when nothing could be (every chunk is active), -EIO.
+ * Must be called without the store lock held.
+ */
+int mfs_evict_make_room(struct mfs_store *s, uint64_t len, struct mfs_err *err);
+
 /* Defaults of the watermarks, in percent of the quota. */
 #define MFS_EVICT_HIGH_PCT 90u
 #define MFS_EVICT_LOW_PCT 70u

@@ -44,6 +44,8 @@ struct mfs_store {
 	uint8_t touched[TOUCH_BATCH][MFS_SHA256_LEN]; /* lock: pending LRU updates */
 	unsigned n_touched;        /* lock */
 	time_t touch_flushed;      /* lock */
+	dev_t index_dev;           /* lock: the index file the connection has open */
+	ino_t index_ino;           /* lock */
 };
 
 static const char schema[] =
@@ -80,7 +82,17 @@ static const char schema[] =
 	" reason TEXT NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS evictions_path ON evictions(artifact, path);"
 	"CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 1), ('generation', 0);";
+	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 1), ('generation', 0);"
+	/* The usage the quota is checked against, kept exact by triggers so a
+	 * commit reads one row instead of summing the table. */
+	"INSERT OR IGNORE INTO meta(key, value)"
+	" SELECT 'resident_bytes', coalesce(sum(size), 0) FROM resident;"
+	"CREATE TRIGGER IF NOT EXISTS resident_add AFTER INSERT ON resident BEGIN"
+	" UPDATE meta SET value = value + new.size WHERE key = 'resident_bytes'; END;"
+	"CREATE TRIGGER IF NOT EXISTS resident_del AFTER DELETE ON resident BEGIN"
+	" UPDATE meta SET value = value - old.size WHERE key = 'resident_bytes'; END;"
+	"CREATE TRIGGER IF NOT EXISTS resident_resize AFTER UPDATE OF size ON resident BEGIN"
+	" UPDATE meta SET value = value - old.size + new.size WHERE key = 'resident_bytes'; END;";
 
 static int sql_err(struct mfs_err *err, sqlite3 *db, const char *what)
 {
@@ -172,7 +184,6 @@ static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 	int rc = subpath(s, path, sizeof(path), "index.db");
 	if (rc)
 		return MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
-	*fresh = access(path, F_OK) != 0;
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 						  SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		rc = sql_err(err, s->db, "cannot open the index");
@@ -204,6 +215,15 @@ static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 		return rc;
 	}
 	sqlite3_finalize(st);
+	/* Not built from the records yet: new, or lost and created again. */
+	*fresh = sqlite3_prepare_v2(s->db, "SELECT 1 FROM meta WHERE key = 'indexed'", -1, &st,
+				    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW;
+	sqlite3_finalize(st);
+	struct stat sb;
+	if (stat(path, &sb) == 0) {
+		s->index_dev = sb.st_dev;
+		s->index_ino = sb.st_ino;
+	}
 	return 0;
 }
 
@@ -219,6 +239,58 @@ static void set_index_aside(struct mfs_store *s)
 			continue;
 		rename(from, to);
 	}
+}
+
+/* Opens index.db; a corrupt one is set aside; one not built yet is built
+ * from the records and chunk files. Locked (or not yet shared). */
+static int open_index(struct mfs_store *s, struct mfs_err *err)
+{
+	bool fresh = false;
+	struct mfs_err e2 = { 0 };
+	int rc = open_db(s, &fresh, &e2);
+	if (rc == -EIO && e2.kind == MFS_ERR_SQLITE) {
+		mfs_log_warning("%s; rebuilding it from records and chunks", e2.msg);
+		set_index_aside(s);
+		rc = open_db(s, &fresh, err);
+	} else if (rc && err) {
+		*err = e2;
+	}
+	if (!rc && fresh)
+		rc = mfs_store_rebuild_locked(s, s->db, false, err);
+	if (rc && s->db) {
+		sqlite3_close(s->db);
+		s->db = NULL;
+	}
+	return rc;
+}
+
+int mfs_store_recheck(struct mfs_store *s, bool *reopened, struct mfs_err *err)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	*reopened = false;
+	if (subpath(s, path, sizeof(path), "index.db"))
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	bool gone = stat(path, &sb) != 0;
+	if (!gone && sb.st_dev == s->index_dev && sb.st_ino == s->index_ino) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	mfs_log_warning("the index '%s' was %s while in use: opening it again", path,
+			gone ? "deleted" : "replaced");
+	sqlite3 *old = s->db;
+	s->db = NULL;
+	s->n_touched = 0; /* LRU updates meant for the old index */
+	int rc = open_index(s, err);
+	if (rc) {
+		s->db = old; /* keep serving; the next check tries again */
+	} else {
+		sqlite3_close_v2(old);
+		*reopened = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 int mfs_store_open(const char *dir, struct mfs_store **out, struct mfs_err *err)
@@ -240,21 +312,11 @@ int mfs_store_open(const char *dir, struct mfs_store **out, struct mfs_err *err)
 		if (rc)
 			MFS_ERR(err, rc, MFS_ERR_IO, "cannot create '%s': %s", path, strerror(-rc));
 	}
-	bool fresh = false;
 	if (!rc) {
-		struct mfs_err e2 = { 0 };
-		rc = open_db(s, &fresh, &e2);
-		if (rc == -EIO && e2.kind == MFS_ERR_SQLITE) {
-			mfs_log_warning("%s; rebuilding it from records and chunks", e2.msg);
-			set_index_aside(s);
-			rc = open_db(s, &fresh, err);
-			fresh = true;
-		} else if (rc && err) {
-			*err = e2;
-		}
+		pthread_mutex_lock(&s->lock);
+		rc = open_index(s, err);
+		pthread_mutex_unlock(&s->lock);
 	}
-	if (!rc && fresh)
-		rc = mfs_store_rebuild(s, err);
 	if (rc) {
 		mfs_store_close(s);
 		return rc;
@@ -486,20 +548,17 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-static int set_resident(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			uint64_t size, const struct stat *stamp, struct mfs_err *err)
+/* Records digest as resident with the stamp of its file. Locked. */
+static int set_resident_locked(sqlite3 *db, const uint8_t digest[MFS_SHA256_LEN], uint64_t size,
+			       const struct stat *stamp, struct mfs_err *err)
 {
 	sqlite3_stmt *st;
-	int rc = 0;
-	sqlite3 *db = mfs_store_lock(s);
 	if (sqlite3_prepare_v2(db, "INSERT INTO resident(digest, size, ino, ctime_ns, last_read)"
 				   " VALUES(?, ?, ?, ?, ?) ON CONFLICT(digest) DO UPDATE SET"
 				   " size = excluded.size, ino = excluded.ino,"
 				   " ctime_ns = excluded.ctime_ns, last_read = excluded.last_read",
-			       -1, &st, NULL) != SQLITE_OK) {
-		rc = sql_err(err, db, "cannot record chunk");
-		goto out;
-	}
+			       -1, &st, NULL) != SQLITE_OK)
+		return sql_err(err, db, "cannot record chunk");
 	sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)size);
 	if (stamp) {
@@ -507,10 +566,98 @@ static int set_resident(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 		sqlite3_bind_int64(st, 4, stat_ctime_ns(stamp));
 	}
 	sqlite3_bind_int64(st, 5, (int64_t)time(NULL));
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = sql_err(err, db, "cannot record chunk");
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_err(err, db, "cannot record chunk");
 	sqlite3_finalize(st);
-out:
+	return rc;
+}
+
+static int set_resident(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			uint64_t size, const struct stat *stamp, struct mfs_err *err)
+{
+	sqlite3 *db = mfs_store_lock(s);
+	int rc = set_resident_locked(db, digest, size, stamp, err);
+	mfs_store_unlock(s);
+	return rc;
+}
+
+static bool resident_locked(sqlite3 *db, const uint8_t digest[MFS_SHA256_LEN])
+{
+	sqlite3_stmt *st;
+	bool yes = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM resident WHERE digest = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return yes;
+}
+
+/* Writes a chunk's bytes to a new file under tmp/ (path in tmp). */
+static int write_tmp(struct mfs_store *s, const char *hex, const void *data, size_t len,
+		     char tmp[PATH_MAX], struct mfs_err *err)
+{
+	int rc = subpath(s, tmp, PATH_MAX, "tmp/%.16s.XXXXXX", hex);
+	if (rc)
+		return MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create a chunk file in '%s/tmp': %s",
+			       s->dir, strerror(errno));
+	rc = write_all(fd, data, len);
+	fchmod(fd, 0444);
+	if (close(fd) && !rc)
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return MFS_ERR(err, rc, MFS_ERR_IO, "cannot write chunk %.16s in '%s': %s", hex,
+			       s->dir, strerror(-rc));
+	}
+	return 0;
+}
+
+/* Moves a written chunk file into chunks/ and marks it resident, in one
+ * write transaction that also checks the quota: a chunk that is not yet
+ * resident is committed only if usage + len fits (-EAGAIN otherwise, the
+ * caller evicts and tries again). Since every process checks and inserts
+ * under SQLite's write lock, several processes together cannot pass the
+ * quota. Re-committing a resident chunk costs nothing. */
+static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			const char *tmp, const char *final, uint64_t len, struct mfs_err *err)
+{
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		int rc = sql_err(err, db, "cannot commit a chunk");
+		mfs_store_unlock(s);
+		return rc;
+	}
+	bool present = resident_locked(db, digest);
+	int64_t quota = meta_get(db, "quota_bytes");
+	int rc = 0;
+	if (!present && quota > 0 && meta_get(db, "resident_bytes") + (int64_t)len > quota)
+		rc = -EAGAIN;
+	bool moved = false;
+	if (!rc) {
+		if (rename(tmp, final))
+			rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot commit chunk '%s': %s", final,
+				     strerror(errno));
+		else
+			moved = true;
+	}
+	struct stat st;
+	if (!rc && stat(final, &st))
+		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s': %s", final, strerror(errno));
+	if (!rc)
+		rc = set_resident_locked(db, digest, len, &st, err);
+	if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = sql_err(err, db, "cannot commit a chunk");
+	if (rc) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		/* Without its row the file would only take space; a file that
+		 * was resident before stays (its row still points at it). */
+		if (moved && !present)
+			unlink(final);
+	}
 	mfs_store_unlock(s);
 	return rc;
 }
@@ -524,41 +671,45 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	mfs_hex_encode(digest, MFS_SHA256_LEN, hex);
 	if ((rc = mfs_evict_reserve(s, len, err)))
 		return rc;
-	if ((rc = subpath(s, tmp, sizeof(tmp), "tmp/%.16s.XXXXXX", hex)))
-		return MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create a chunk file in '%s/tmp': %s",
-			       s->dir, strerror(errno));
-	rc = write_all(fd, data, len);
-	if (rc) {
-		close(fd);
-		unlink(tmp);
-		return MFS_ERR(err, rc, MFS_ERR_IO, "cannot write chunk %.16s: %s", hex,
-			       strerror(-rc));
+	rc = write_tmp(s, hex, data, len, tmp, err);
+	if (rc == -ENOSPC || rc == -EDQUOT) {
+		/* The disk, not the quota, is full: make room among the chunks
+		 * nobody is using and try once more. */
+		if (!mfs_evict_make_room(s, len, NULL))
+			rc = write_tmp(s, hex, data, len, tmp, err);
+		if (rc == -ENOSPC || rc == -EDQUOT) {
+			rc = MFS_ERR(err, -ENOSPC, MFS_ERR_IO,
+				     "the filesystem of the store '%s' is full: cannot write chunk"
+				     " %.16s (%zu bytes); free space there or lower the quota",
+				     s->dir, hex, len);
+			mfs_log_warning("%s", err ? err->msg : "the store's filesystem is full");
+		}
 	}
-	fchmod(fd, 0444);
-	close(fd);
+	if (rc)
+		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
 	char *slash = strrchr(final, '/');
 	*slash = '\0';
 	if (mkdir(final, 0755) && errno != EEXIST) {
-		rc = -errno;
+		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create '%s': %s", final, strerror(errno));
 		unlink(tmp);
-		return MFS_ERR(err, rc, MFS_ERR_IO, "cannot create '%s': %s", final, strerror(-rc));
+		return rc;
 	}
 	*slash = '/';
-	if (rename(tmp, final)) {
-		rc = -errno;
-		unlink(tmp);
-		return MFS_ERR(err, rc, MFS_ERR_IO, "cannot commit chunk %.16s: %s", hex,
-			       strerror(-rc));
+	for (int attempt = 0; attempt < 4; attempt++) {
+		rc = commit_chunk(s, digest, tmp, final, len, err);
+		if (rc != -EAGAIN)
+			break;
+		/* Another process filled the room reserved above: evict (or
+		 * learn that everything left is active) and try again. */
+		if ((rc = mfs_evict_reserve(s, len, err)))
+			break;
+		rc = MFS_ERR(err, -ENOSPC, MFS_ERR_QUOTA,
+			     "cache quota is full: other processes keep filling it");
 	}
-	struct stat st;
-	if (stat(final, &st))
-		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s': %s", final,
-			       strerror(errno));
-	return set_resident(s, digest, len, &st, err);
+	if (rc)
+		unlink(tmp);
+	return rc;
 }
 
 bool mfs_store_chunk_resident(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN])
@@ -576,25 +727,34 @@ bool mfs_store_chunk_resident(struct mfs_store *s, const uint8_t digest[MFS_SHA2
 	return yes;
 }
 
-/* Records an eviction of digest with reason; the artifact and path are those
- * of the first installed file that uses the chunk. Called with the lock. */
-static void record_eviction(sqlite3 *db, const uint8_t digest[MFS_SHA256_LEN], uint64_t bytes,
-			    const char *reason)
+int mfs_store_record_eviction_locked(struct sqlite3 *db, const uint8_t digest[MFS_SHA256_LEN],
+				     uint64_t bytes, int64_t at, const char *reason)
 {
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "INSERT INTO evictions(artifact, path, digest, bytes, at, reason)"
-				   " SELECT (SELECT a.canonical_ref FROM artifacts a JOIN artifact_files af"
-				   "  ON af.artifact_id = a.id WHERE af.file_id = f.id LIMIT 1),"
-				   " f.path, ?1, ?2, ?3, ?4 FROM files f"
-				   " WHERE f.id IN (SELECT file_id FROM chunks WHERE digest = ?1)",
-			       -1, &st, NULL) != SQLITE_OK)
-		return;
-	sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)bytes);
-	sqlite3_bind_int64(st, 3, (int64_t)time(NULL));
-	sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
-	sqlite3_step(st);
-	sqlite3_finalize(st);
+	static const char *const sql[] = {
+		"INSERT INTO evictions(artifact, path, digest, bytes, at, reason)"
+		" SELECT (SELECT a.canonical_ref FROM artifacts a JOIN artifact_files af"
+		"  ON af.artifact_id = a.id WHERE af.file_id = f.id ORDER BY a.added_at, a.id LIMIT 1),"
+		" f.path, ?1, ?2, ?3, ?4 FROM files f"
+		" WHERE f.id IN (SELECT file_id FROM chunks WHERE digest = ?1)",
+		"INSERT INTO evictions(artifact, path, digest, bytes, at, reason)"
+		" VALUES(NULL, NULL, ?1, ?2, ?3, ?4)",
+	};
+	for (int i = 0; i < 2; i++) {
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) != SQLITE_OK)
+			return -1;
+		sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (int64_t)bytes);
+		sqlite3_bind_int64(st, 3, at);
+		sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return -1;
+		if (sqlite3_changes(db) > 0)
+			return 0;
+	}
+	return 0;
 }
 
 void mfs_store_count_locked(struct sqlite3 *db, const char *name, int64_t delta)
@@ -635,7 +795,7 @@ static void drop_bad_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_
 		sqlite3_step(st);
 		sqlite3_finalize(st);
 	}
-	record_eviction(db, digest, bytes, reason);
+	mfs_store_record_eviction_locked(db, digest, bytes, (int64_t)time(NULL), reason);
 	mfs_store_count_locked(db, "corrupt_chunks", 1);
 	mfs_store_unlock(s);
 	mfs_log_warning("cached chunk %.16s was %s: quarantined, it will be fetched again",

@@ -51,6 +51,15 @@ char *mfs_store_default_dir(void);
  * when index.db is lost). */
 int mfs_store_rebuild(struct mfs_store *s, struct mfs_err *err);
 
+/* For a long-lived process (the mount): if index.db is no longer the file
+ * this handle has open (deleted, or replaced by another process that found
+ * it lost), opens the one now there, building it from the records when it
+ * is new. Row ids are derived from names, so ids held before stay valid;
+ * rows that live only in the index (this process's pins, the mount
+ * registration) must be written again by the caller: *reopened says so.
+ * 0, or an error with the old connection kept (try again later). */
+int mfs_store_recheck(struct mfs_store *s, bool *reopened, struct mfs_err *err);
+
 /* --- files and artifacts ------------------------------------------------ */
 
 /* A file of an installed artifact, as the read path needs it. */
@@ -155,6 +164,12 @@ void mfs_store_count(struct mfs_store *s, const char *name, int64_t delta);
  * For core modules only (admit, evict, pins); never hold across I/O. */
 struct sqlite3 *mfs_store_lock(struct mfs_store *s);
 void mfs_store_unlock(struct mfs_store *s);
+/* Leaves the evidence of an evicted chunk (reason "quota", "manual",
+ * "corrupt", ...): one row per installed file that uses it, named by its
+ * first-added artifact, or one row without artifact and path for a chunk
+ * nothing uses. Locked, in the caller's transaction. 0 or -1. */
+int mfs_store_record_eviction_locked(struct sqlite3 *db, const uint8_t digest[MFS_SHA256_LEN],
+				     uint64_t bytes, int64_t at, const char *reason);
 /* mfs_store_count for a caller that already holds the lock (db from
  * mfs_store_lock), e.g. inside its own transaction. */
 void mfs_store_count_locked(struct sqlite3 *db, const char *name, int64_t delta);

@@ -147,6 +147,27 @@ static int step_done(sqlite3_stmt *st)
 }
 
 /* Inserts every row of a record. Called inside a transaction, with the lock. */
+/* The row id of an artifact or file, derived from what names it, so an index
+ * rebuilt from the records gives every row the id it had: a mount that
+ * outlives its index keeps valid ids. 62 bits of SHA-256, never 0. */
+static int64_t stable_id(const char *a, const char *b, const char *c, const char *d)
+{
+	struct mfs_sha256 h;
+	uint8_t dg[MFS_SHA256_LEN];
+	const char *parts[] = { a, b, c, d };
+	if (mfs_sha256_init(&h))
+		return 0; /* let SQLite choose */
+	for (size_t i = 0; i < 4; i++)
+		if (parts[i])
+			mfs_sha256_update(&h, parts[i], strlen(parts[i]) + 1);
+	mfs_sha256_final(&h, dg);
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | dg[i];
+	v >>= 2;
+	return v ? (int64_t)v : 1;
+}
+
 static int insert_record(sqlite3 *db, json_t *r, const char *record_name, bool check_rollback,
 			 int64_t *artifact_id, struct mfs_err *err)
 {
@@ -178,8 +199,8 @@ static int insert_record(sqlite3 *db, json_t *r, const char *record_name, bool c
 							   : json_object(), JSON_COMPACT);
 	if (sqlite3_prepare_v2(db, "INSERT INTO artifacts(canonical_ref, endpoint, org, name, commit_id,"
 				   " revision, primary_path, distribution_id, identity, format, trust,"
-				   " manifest_sha256, sequence, meta_json, record, added_at)"
-				   " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+				   " manifest_sha256, sequence, meta_json, record, added_at, id)"
+				   " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,nullif(?,0))"
 				   " ON CONFLICT(canonical_ref) DO UPDATE SET record = excluded.record",
 			       -1, &st, NULL) != SQLITE_OK) {
 		rc = sql_fail(err, db, "cannot prepare artifact insert");
@@ -202,6 +223,7 @@ static int insert_record(sqlite3 *db, json_t *r, const char *record_name, bool c
 	sqlite3_bind_text(st, 14, meta, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 15, record_name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 16, json_integer_value(json_object_get(r, "added_at")));
+	sqlite3_bind_int64(st, 17, stable_id("artifact", jstr(r, "canonical_ref"), NULL, NULL));
 	if (step_done(st)) {
 		rc = sql_fail(err, db, "cannot insert artifact");
 		goto out;
@@ -220,7 +242,7 @@ static int insert_record(sqlite3 *db, json_t *r, const char *record_name, bool c
 	int64_t aid = sqlite3_column_int64(st, 0);
 
 	if (sqlite3_prepare_v2(db, "INSERT INTO files(endpoint, org, name, commit_id, path, size, sha256,"
-				   " chunk_size, n_chunks, trust) VALUES(?,?,?,?,?,?,?,?,?,?)"
+				   " chunk_size, n_chunks, trust, id) VALUES(?,?,?,?,?,?,?,?,?,?,nullif(?,0))"
 				   " ON CONFLICT(org, name, commit_id, path) DO UPDATE SET size = size"
 				   " RETURNING id", -1, &fst, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO chunks(file_id, idx, digest) VALUES(?,?,?)",
@@ -242,6 +264,7 @@ static int insert_record(sqlite3 *db, json_t *r, const char *record_name, bool c
 		sqlite3_bind_int64(fst, 8, json_integer_value(json_object_get(v, "chunk_size")));
 		sqlite3_bind_int64(fst, 9, (int64_t)json_array_size(chunks));
 		sqlite3_bind_text(fst, 10, jstr(r, "trust"), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(fst, 11, stable_id(org, name, commit, jstr(v, "path")));
 		if (sqlite3_step(fst) != SQLITE_ROW) {
 			rc = sql_fail(err, db, "cannot insert file");
 			goto out;
@@ -407,20 +430,76 @@ int mfs_store_record_load(struct mfs_store *s, int64_t artifact_id, json_t **out
 	return 0;
 }
 
+/* What the user set that is not in a record survives in small files beside
+ * them: the quota in quota.json, a user pin as records/<record>.pinned. */
+static void restore_settings_locked(struct mfs_store *s, sqlite3 *db)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/quota.json", mfs_store_dir(s));
+	json_t *q = json_load_file(path, 0, NULL);
+	static const char *const keys[] = { "quota_bytes", "quota_high_pct", "quota_low_pct" };
+	sqlite3_stmt *st;
+	for (size_t i = 0; q && i < 3; i++) {
+		json_t *v = json_object_get(q, keys[i]);
+		if (!json_is_integer(v) || sqlite3_prepare_v2(db, "INSERT INTO meta(key, value)"
+				" VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+				-1, &st, NULL) != SQLITE_OK)
+			continue;
+		sqlite3_bind_text(st, 1, keys[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, json_integer_value(v));
+		step_done(st);
+		sqlite3_finalize(st);
+	}
+	json_decref(q);
+	if (sqlite3_prepare_v2(db, "SELECT id, record FROM artifacts", -1, &st, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *rec = (const char *)sqlite3_column_text(st, 1);
+		if (!rec || strlen(rec) != 69)
+			continue;
+		snprintf(path, sizeof(path), "%s/records/%.64s.pinned", mfs_store_dir(s), rec);
+		if (access(path, F_OK) == 0) {
+			char sql[96];
+			snprintf(sql, sizeof(sql), "UPDATE artifacts SET pinned = 1 WHERE id = %lld",
+				 (long long)sqlite3_column_int64(st, 0));
+			sqlite3_exec(db, sql, NULL, NULL, NULL);
+		}
+	}
+	sqlite3_finalize(st);
+}
+
 /* Rebuild: replay every record, then index the chunk files (with no stamp,
- * so each is hashed again before its first use). */
-int mfs_store_rebuild(struct mfs_store *s, struct mfs_err *err)
+ * so each is hashed again before its first use), then restore the settings.
+ * Without force, an index already marked built (by another process that got
+ * here first) is left as it is. */
+int mfs_store_rebuild_locked(struct mfs_store *s, struct sqlite3 *db, bool force,
+			     struct mfs_err *err)
 {
 	char path[PATH_MAX];
 	unsigned records = 0, chunks = 0, bad = 0;
 	int rc = 0;
 
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return sql_fail(err, db, "cannot rebuild the index");
+	sqlite3_stmt *st = NULL;
+	bool built = false;
+	if (!force && sqlite3_prepare_v2(db, "SELECT 1 FROM meta WHERE key = 'indexed'", -1, &st,
+					 NULL) == SQLITE_OK)
+		built = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (built) {
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		return 0;
+	}
 	snprintf(path, sizeof(path), "%s/records", mfs_store_dir(s));
 	DIR *d = opendir(path);
-	if (!d)
-		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
-	sqlite3 *db = mfs_store_lock(s);
-	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (!d) {
+		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+
 	struct dirent *de;
 	while ((de = readdir(d)) && !rc) {
 		size_t n = strlen(de->d_name);
@@ -430,17 +509,19 @@ int mfs_store_rebuild(struct mfs_store *s, struct mfs_err *err)
 		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
 		struct mfs_err e = { 0 };
 		json_t *r = load_json_file(file, &e);
+		sqlite3_exec(db, "SAVEPOINT record", NULL, NULL, NULL);
 		if (!r || check_record(r, &e) || insert_record(db, r, de->d_name, false, NULL, &e)) {
 			mfs_log_warning("skipping record '%s': %s", file, e.msg);
+			sqlite3_exec(db, "ROLLBACK TO record", NULL, NULL, NULL);
 			bad++;
 		} else {
 			records++;
 		}
+		sqlite3_exec(db, "RELEASE record", NULL, NULL, NULL);
 		json_decref(r);
 	}
 	closedir(d);
 
-	sqlite3_stmt *st = NULL;
 	snprintf(path, sizeof(path), "%s/chunks", mfs_store_dir(s));
 	d = opendir(path);
 	if (d && sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO resident(digest, size, last_read)"
@@ -471,11 +552,24 @@ int mfs_store_rebuild(struct mfs_store *s, struct mfs_err *err)
 	sqlite3_finalize(st);
 	if (d)
 		closedir(d);
-	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+	restore_settings_locked(s, db);
+	if (sqlite3_exec(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('indexed', 1);"
+			     "UPDATE meta SET value = value + 1 WHERE key = 'generation'",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		rc = sql_fail(err, db, "cannot commit the rebuilt index");
-	mfs_store_unlock(s);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
 	if (records || chunks || bad)
 		mfs_log_notice("index rebuilt: %u artifacts, %u chunk files, %u bad records", records,
 			       chunks, bad);
+	return rc;
+}
+
+int mfs_store_rebuild(struct mfs_store *s, struct mfs_err *err)
+{
+	sqlite3 *db = mfs_store_lock(s);
+	int rc = mfs_store_rebuild_locked(s, db, true, err);
+	mfs_store_unlock(s);
 	return rc;
 }

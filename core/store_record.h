@@ -14,6 +14,7 @@
 #define MFS_STORE_RECORD_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -43,5 +44,11 @@ int mfs_store_write_file(struct mfs_store *s, const char *sub, const char *name,
 /* Loads the record of an installed artifact by id (caller decrefs). */
 int mfs_store_record_load(struct mfs_store *s, int64_t artifact_id, json_t **out,
 			  struct mfs_err *err);
+
+/* The rebuild of mfs_store_rebuild, for the store itself (db locked). With
+ * force false it does nothing if the index is already marked built. */
+struct sqlite3;
+int mfs_store_rebuild_locked(struct mfs_store *s, struct sqlite3 *db, bool force,
+			     struct mfs_err *err);
 
 #endif
