@@ -8,6 +8,7 @@
  *                  pins per artifact (no FUSE)
  *   fs_prefetch.c  background prefetch threads with a bounded queue (no FUSE)
  *   fs_xattr.c     the user.modelfs.* attributes (no FUSE)
+ *   fs_maint.c     once a second: the index still there, the quota kept (no FUSE)
  *   fs_ops.c       the low-level FUSE handlers mfs_fs_op_<op>
  *   fs_main.c      session setup, mount options, readiness, signals
  *
@@ -122,6 +123,10 @@ int mfs_fs_file_open(struct mfs_fs *fs, struct mfs_fs_file *ff, struct mfs_err *
 
 /* The matching close: on the artifact's last close, removes the pin row. */
 void mfs_fs_file_close(struct mfs_fs *fs, struct mfs_fs_file *ff);
+
+/* Writes the pin row again for every artifact open in this mount (after
+ * the store's index was replaced). 0 or the first error. */
+int mfs_fs_pins_rewrite(struct mfs_fs *fs, struct mfs_err *err);
 
 /* True if the artifact has open handles in this mount. */
 bool mfs_fs_art_open(struct mfs_fs *fs, int64_t artifact_id);

@@ -164,6 +164,22 @@ void mfs_fs_file_close(struct mfs_fs *fs, struct mfs_fs_file *ff)
 	pthread_mutex_unlock(&a->lock);
 }
 
+int mfs_fs_pins_rewrite(struct mfs_fs *fs, struct mfs_err *err)
+{
+	int rc = 0;
+	pthread_mutex_lock(&fs->files_lock);
+	for (size_t b = 0; b < MFS_FS_BUCKETS; b++)
+		for (struct mfs_fs_art *a = fs->arts[b]; a; a = a->next) {
+			pthread_mutex_lock(&a->lock);
+			int r = a->opens ? mfs_pin_hold(fs->store, a->artifact_id, err) : 0;
+			pthread_mutex_unlock(&a->lock);
+			if (r && !rc)
+				rc = r;
+		}
+	pthread_mutex_unlock(&fs->files_lock);
+	return rc;
+}
+
 bool mfs_fs_art_open(struct mfs_fs *fs, int64_t artifact_id)
 {
 	struct mfs_fs_art *a = art_get(fs, artifact_id, false);

@@ -31,6 +31,7 @@
 
 #include "fs.h"
 #include "fs_ops.h"
+#include "fs_maint.h"
 #include "fs_prefetch.h"
 #include "log.h"
 #include "pin.h"
@@ -81,6 +82,7 @@ int mfs_fs_run(struct mfs_store *store, const struct mfs_fs_opts *o, struct mfs_
 	int rc;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *cfg = NULL;
+	struct mfs_maint *maint = NULL;
 	bool mounted = false, handlers = false;
 	struct mfs_fs *fs = calloc(1, sizeof(*fs));
 	if (!fs)
@@ -148,6 +150,11 @@ int mfs_fs_run(struct mfs_store *store, const struct mfs_fs_opts *o, struct mfs_
 		MFS_ERR(err, rc, MFS_ERR_NOMEM, "cannot start the prefetch threads");
 		goto out;
 	}
+	rc = mfs_maint_start(fs, o->mountpoint, &maint);
+	if (rc) {
+		MFS_ERR(err, rc, MFS_ERR_NOMEM, "cannot start the housekeeping thread");
+		goto out;
+	}
 	mfs_log_notice("mount: serving %s at %s", mfs_store_dir(store), o->mountpoint);
 
 	cfg = fuse_loop_cfg_create();
@@ -165,6 +172,7 @@ int mfs_fs_run(struct mfs_store *store, const struct mfs_fs_opts *o, struct mfs_
 		       (unsigned long long)fs->n_read_bytes,
 		       (unsigned long long)fs->n_read_errors);
 out:
+	mfs_maint_stop(maint);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)

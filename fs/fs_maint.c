@@ -1,0 +1,110 @@
+/*
+ * fs_maint.c - a mount's housekeeping thread (fs_maint.h).
+ */
+#include "fs_maint.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "evict.h"
+#include "fs.h"
+#include "log.h"
+#include "pin.h"
+
+#define PERIOD_S 1
+
+struct mfs_maint {
+	struct mfs_fs *fs;
+	char *mountpoint;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;               /* lock */
+};
+
+/* The index was replaced: what lived only in the old one is written again. */
+static void after_reopen(struct mfs_maint *m)
+{
+	struct mfs_fs *fs = m->fs;
+	struct mfs_err e = { 0 };
+	if (mfs_pin_init(fs->store, &e) || mfs_fs_pins_rewrite(fs, &e))
+		mfs_log_warning("mount: cannot record the open files in the new index: %s", e.msg);
+	if (mfs_pin_mount_register(fs->store, m->mountpoint, &e))
+		mfs_log_warning("mount: cannot register the mount in the new index: %s", e.msg);
+	if (mfs_tree_refresh(fs->tree, fs->store, true, NULL, &e))
+		mfs_log_warning("mount: cannot re-read the installed files: %s", e.msg);
+	mfs_log_notice("mount: serving from the new index");
+}
+
+static void tick(struct mfs_maint *m)
+{
+	struct mfs_err e = { 0 };
+	bool reopened = false;
+	if (mfs_store_recheck(m->fs->store, &reopened, &e))
+		mfs_log_warning("mount: cannot open the store's index again: %s", e.msg);
+	else if (reopened)
+		after_reopen(m);
+	if (mfs_evict_enforce(m->fs->store, &e))
+		mfs_log_warning("mount: cannot keep the quota: %s", e.msg);
+}
+
+static void *run(void *arg)
+{
+	struct mfs_maint *m = arg;
+	pthread_mutex_lock(&m->lock);
+	while (!m->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += PERIOD_S;
+		while (!m->stop && pthread_cond_timedwait(&m->cond, &m->lock, &until) != ETIMEDOUT)
+			;
+		if (m->stop)
+			break;
+		pthread_mutex_unlock(&m->lock);
+		tick(m);
+		pthread_mutex_lock(&m->lock);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+int mfs_maint_start(struct mfs_fs *fs, const char *mountpoint, struct mfs_maint **out)
+{
+	struct mfs_maint *m = calloc(1, sizeof(*m));
+	if (!m || !(m->mountpoint = strdup(mountpoint))) {
+		free(m);
+		return -ENOMEM;
+	}
+	m->fs = fs;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	int rc = pthread_create(&m->thread, NULL, run, m);
+	if (rc) {
+		pthread_mutex_destroy(&m->lock);
+		pthread_cond_destroy(&m->cond);
+		free(m->mountpoint);
+		free(m);
+		return -rc;
+	}
+	*out = m;
+	return 0;
+}
+
+void mfs_maint_stop(struct mfs_maint *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->stop = true;
+	pthread_cond_signal(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	pthread_join(m->thread, NULL);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->cond);
+	free(m->mountpoint);
+	free(m);
+}
