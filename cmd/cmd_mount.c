@@ -9,8 +9,9 @@
  * connection or thread ever crosses the fork. Until it is ready the child
  * still writes messages to the terminal; from then on to syslog only.
  *
- * Options of ours inside -o: quota=SIZE (accepted; the quota is set by the
- * cache's own settings), threads=N, prefetch=N. Words that only mean
+ * Options of ours inside -o: quota=SIZE, quota_high=PCT, quota_low=PCT (set
+ * in the store for every process, before the mount starts), threads=N,
+ * prefetch=N. Words that only mean
  * something to mount(8) or fstab (defaults, _netdev, nofail, noauto, auto,
  * user, users, nouser, x-*, comment=*, rw, ro) are dropped; everything else
  * goes to libfuse (allow_other, nosuid, ...), which rejects what it does not
@@ -47,7 +48,9 @@ static void usage(FILE *out)
 		"  -d, --debug        foreground, with FUSE request tracing\n"
 		"  -v, --verbose      more log output\n"
 		"  -o OPTIONS         comma-separated:\n"
-		"                       quota=SIZE     cache quota (K/M/G/T), kept for the store\n"
+		"                       quota=SIZE     cache quota (K/M/G/T; 0: none), kept for the store\n"
+		"                       quota_high=PCT eviction starts above PCT%% of it (default 90)\n"
+		"                       quota_low=PCT  and stops at PCT%% (default 70)\n"
 		"                       threads=N      FUSE worker threads (default 16)\n"
 		"                       prefetch=N     prefetch threads (default 4)\n"
 		"                       allow_other    let other users read the mount\n"
@@ -61,6 +64,7 @@ struct mount_args {
 	unsigned threads, prefetch;
 	bool has_quota;
 	unsigned long long quota;
+	unsigned quota_high, quota_low; /* percent; 0: keep */
 };
 
 static bool dropped_word(const char *w)
@@ -99,6 +103,12 @@ static int parse_opts(struct mount_args *a, const char *arg)
 				rc = mfs_cmd_usage("mount", "bad quota '%s' (examples: 500M, 20G)", w + 6);
 			a->has_quota = true;
 			a->quota = q;
+		} else if (!strncmp(w, "quota_high=", 11)) {
+			if (parse_num(w + 11, 2, 100, &a->quota_high))
+				rc = mfs_cmd_usage("mount", "bad quota_high '%s' (2 to 100)", w + 11);
+		} else if (!strncmp(w, "quota_low=", 10)) {
+			if (parse_num(w + 10, 1, 99, &a->quota_low))
+				rc = mfs_cmd_usage("mount", "bad quota_low '%s' (1 to 99)", w + 10);
 		} else if (!strncmp(w, "threads=", 8)) {
 			if (parse_num(w + 8, 1, 256, &a->threads))
 				rc = mfs_cmd_usage("mount", "bad threads '%s' (1 to 256)", w + 8);
@@ -274,9 +284,12 @@ int mfs_cmd_mount(struct mfs_cmd *cmd, int argc, char **argv)
 
 	struct mfs_store *store = mfs_cmd_store(cmd);
 	rc = store ? 0 : -EIO;
-	if (!rc && a.has_quota) {
+	if (!rc && (a.has_quota || a.quota_high || a.quota_low)) {
 		struct mfs_err qerr = { 0 };
-		rc = mfs_evict_set_quota(store, a.quota, 0, 0, &qerr);
+		struct mfs_quota now;
+		if (!a.has_quota && !mfs_evict_get_quota(store, &now))
+			a.quota = now.bytes;
+		rc = mfs_evict_set_quota(store, a.quota, a.quota_high, a.quota_low, &qerr);
 		if (rc)
 			mfs_log_error("mount: cannot set the quota: %s", qerr.msg);
 	}
