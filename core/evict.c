@@ -93,12 +93,7 @@ struct victim {
 	int64_t ino;           /* -1: no stamp recorded */
 };
 
-static int sql_err(struct mfs_err *err, sqlite3 *db, const char *what)
-{
-	int code = sqlite3_errcode(db);
-	int e = code == SQLITE_FULL ? -ENOSPC : code == SQLITE_BUSY ? -EBUSY : -EIO;
-	return MFS_ERR(err, e, MFS_ERR_SQLITE, "%s: %s", what, sqlite3_errmsg(db));
-}
+#define sql_err mfs_store_sql_err
 
 static int exec_int(sqlite3 *db, const char *sql, int64_t v)
 {

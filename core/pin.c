@@ -105,10 +105,7 @@ static bool proc_alive(pid_t pid, uint64_t starttime)
 	return st == starttime;
 }
 
-static int sql_err(struct mfs_err *err, sqlite3 *db, const char *what)
-{
-	return MFS_ERR(err, -EIO, MFS_ERR_SQLITE, "%s: %s", what, sqlite3_errmsg(db));
-}
+#define sql_err mfs_store_sql_err
 
 int mfs_pin_init(struct mfs_store *s, struct mfs_err *err)
 {

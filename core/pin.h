@@ -35,11 +35,12 @@ struct mfs_store;
 int mfs_pin_init(struct mfs_store *s, struct mfs_err *err);
 
 /* Adds one hold of this process on artifact_id (count + 1; the row is
- * created on the first). 0 or -EIO. */
+ * created on the first). 0, -ENOSPC (the index cannot grow: disk full) or
+ * -EIO. */
 int mfs_pin_hold(struct mfs_store *s, int64_t artifact_id, struct mfs_err *err);
 
 /* Removes one hold of this process (the row goes when its count reaches 0).
- * Dropping a hold that does not exist is a no-op. 0 or -EIO. */
+ * Dropping a hold that does not exist is a no-op. 0, -ENOSPC or -EIO. */
 int mfs_pin_drop(struct mfs_store *s, int64_t artifact_id, struct mfs_err *err);
 
 /* Removes every pin and mount row of this process (clean shutdown). */

@@ -94,12 +94,14 @@ static const char schema[] =
 	"CREATE TRIGGER IF NOT EXISTS resident_resize AFTER UPDATE OF size ON resident BEGIN"
 	" UPDATE meta SET value = value - old.size + new.size WHERE key = 'resident_bytes'; END;";
 
-static int sql_err(struct mfs_err *err, sqlite3 *db, const char *what)
+int mfs_store_sql_err(struct mfs_err *err, struct sqlite3 *db, const char *what)
 {
 	int code = sqlite3_errcode(db);
 	int e = code == SQLITE_FULL ? -ENOSPC : code == SQLITE_BUSY ? -EBUSY : -EIO;
 	return MFS_ERR(err, e, MFS_ERR_SQLITE, "%s: %s", what, sqlite3_errmsg(db));
 }
+
+#define sql_err mfs_store_sql_err
 
 static int mkdir_p(const char *path, mode_t mode)
 {

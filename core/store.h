@@ -170,6 +170,10 @@ void mfs_store_unlock(struct mfs_store *s);
  * nothing uses. Locked, in the caller's transaction. 0 or -1. */
 int mfs_store_record_eviction_locked(struct sqlite3 *db, const uint8_t digest[MFS_SHA256_LEN],
 				     uint64_t bytes, int64_t at, const char *reason);
+/* Fills err from the connection's last error: -ENOSPC for a full disk
+ * (SQLITE_FULL), -EBUSY for a lock held too long, -EIO otherwise; kind
+ * SQLITE; "what: sqlite's message". Returns the code. */
+int mfs_store_sql_err(struct mfs_err *err, struct sqlite3 *db, const char *what);
 /* mfs_store_count for a caller that already holds the lock (db from
  * mfs_store_lock), e.g. inside its own transaction. */
 void mfs_store_count_locked(struct sqlite3 *db, const char *name, int64_t delta);

@@ -72,12 +72,7 @@ static bool is_moving(const char *rev)
 	return rev && !mfs_is_hex(rev, 40);
 }
 
-static int sql_fail(struct mfs_err *err, sqlite3 *db, const char *what)
-{
-	int code = sqlite3_errcode(db);
-	return MFS_ERR(err, code == SQLITE_FULL ? -ENOSPC : -EIO, MFS_ERR_SQLITE, "%s: %s", what,
-		       sqlite3_errmsg(db));
-}
+#define sql_fail mfs_store_sql_err
 
 /* Validates the shape of a record: every field the index needs, typed. */
 static int check_record(json_t *r, struct mfs_err *err)

@@ -74,6 +74,8 @@ struct mfs_fs_art {
 				     * so that no open is answered before its pin
 				     * is visible (contends only within the artifact) */
 	unsigned opens;
+	bool drop_pending;          /* the last close could not remove the pin
+				     * row (disk full): it is still there */
 	struct mfs_fs_art *next;    /* files_lock: hash chain */
 };
 
@@ -96,6 +98,7 @@ struct mfs_fs {
 	struct mfs_fs_art *arts[MFS_FS_BUCKETS];
 
 	_Atomic uint64_t last_refresh_ms; /* monotonic ms of the last tree check */
+	_Atomic unsigned n_drop_pending;  /* artifacts with drop_pending set */
 
 	/* Counters (relaxed atomics; shown by status and the log at exit). */
 	_Atomic uint64_t n_reads, n_read_bytes, n_read_errors, n_opens, n_open_files;
@@ -127,6 +130,10 @@ void mfs_fs_file_close(struct mfs_fs *fs, struct mfs_fs_file *ff);
 /* Writes the pin row again for every artifact open in this mount (after
  * the store's index was replaced). 0 or the first error. */
 int mfs_fs_pins_rewrite(struct mfs_fs *fs, struct mfs_err *err);
+
+/* Removes the pin rows that a last close could not remove (the index could
+ * not be written then); retried by the housekeeping thread. */
+void mfs_fs_pins_retry_drops(struct mfs_fs *fs);
 
 /* True if the artifact has open handles in this mount. */
 bool mfs_fs_art_open(struct mfs_fs *fs, int64_t artifact_id);

@@ -127,7 +127,11 @@ int mfs_fs_file_open(struct mfs_fs *fs, struct mfs_fs_file *ff, struct mfs_err *
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 	int rc = 0;
 	pthread_mutex_lock(&a->lock);
-	if (a->opens == 0)
+	if (a->opens == 0 && a->drop_pending) {
+		a->drop_pending = false; /* the row a failed drop left serves again */
+		atomic_fetch_sub(&fs->n_drop_pending, 1);
+	}
+	else if (a->opens == 0)
 		rc = mfs_pin_hold(fs->store, a->artifact_id, err);
 	if (!rc)
 		a->opens++;
@@ -155,11 +159,14 @@ void mfs_fs_file_close(struct mfs_fs *fs, struct mfs_fs_file *ff)
 	pthread_mutex_lock(&a->lock);
 	if (a->opens && --a->opens == 0) {
 		struct mfs_err err = { 0 };
-		if (mfs_pin_drop(fs->store, a->artifact_id, &err))
-			/* The row stays until this process exits; then it is
-			 * cleared as dead. The artifact only stays active longer. */
-			mfs_log_warning("mount: cannot remove the pin of artifact %lld: %s",
-					(long long)a->artifact_id, err.msg);
+		if (mfs_pin_drop(fs->store, a->artifact_id, &err)) {
+			/* The row stays (the artifact only stays active longer)
+			 * until the housekeeping thread removes it. */
+			a->drop_pending = true;
+			atomic_fetch_add(&fs->n_drop_pending, 1);
+			mfs_log_warning("mount: cannot remove the pin of artifact %lld (tried again"
+					" later): %s", (long long)a->artifact_id, err.msg);
+		}
 	}
 	pthread_mutex_unlock(&a->lock);
 }
@@ -172,12 +179,33 @@ int mfs_fs_pins_rewrite(struct mfs_fs *fs, struct mfs_err *err)
 		for (struct mfs_fs_art *a = fs->arts[b]; a; a = a->next) {
 			pthread_mutex_lock(&a->lock);
 			int r = a->opens ? mfs_pin_hold(fs->store, a->artifact_id, err) : 0;
+			if (a->drop_pending) { /* its row went with the old index */
+				a->drop_pending = false;
+				atomic_fetch_sub(&fs->n_drop_pending, 1);
+			}
 			pthread_mutex_unlock(&a->lock);
 			if (r && !rc)
 				rc = r;
 		}
 	pthread_mutex_unlock(&fs->files_lock);
 	return rc;
+}
+
+void mfs_fs_pins_retry_drops(struct mfs_fs *fs)
+{
+	if (!atomic_load(&fs->n_drop_pending))
+		return;
+	pthread_mutex_lock(&fs->files_lock);
+	for (size_t b = 0; b < MFS_FS_BUCKETS; b++)
+		for (struct mfs_fs_art *a = fs->arts[b]; a; a = a->next) {
+			pthread_mutex_lock(&a->lock);
+			if (a->drop_pending && !a->opens && !mfs_pin_drop(fs->store, a->artifact_id, NULL)) {
+				a->drop_pending = false;
+				atomic_fetch_sub(&fs->n_drop_pending, 1);
+			}
+			pthread_mutex_unlock(&a->lock);
+		}
+	pthread_mutex_unlock(&fs->files_lock);
 }
 
 bool mfs_fs_art_open(struct mfs_fs *fs, int64_t artifact_id)

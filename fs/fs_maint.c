@@ -48,6 +48,7 @@ static void tick(struct mfs_maint *m)
 		mfs_log_warning("mount: cannot open the store's index again: %s", e.msg);
 	else if (reopened)
 		after_reopen(m);
+	mfs_fs_pins_retry_drops(m->fs);
 	if (mfs_evict_enforce(m->fs->store, &e))
 		mfs_log_warning("mount: cannot keep the quota: %s", e.msg);
 }

@@ -5,6 +5,7 @@
  *   - if the store's index.db was deleted or replaced while mounted, opens
  *     the new one (built from the records when it is new), writes this
  *     mount's pin rows and mount registration again and re-reads the tree;
+ *   - removes the pin rows that a last close could not (disk full);
  *   - if a quota is set (or lowered by another process with
  *     `modelfs gc --quota`) and usage is above its high watermark, evicts
  *     down to the low one, so the quota holds even while nobody fetches.
