@@ -144,9 +144,14 @@ static void flight_finish(struct mfs_cache *c, struct flight *fl, int rc, const 
 	pthread_cond_broadcast(&c->cond);
 }
 
+/* Told of every chunk this fetch committed (idx), from a worker thread. */
+typedef void (*landed_fn)(void *ctx, uint32_t idx);
+
 struct job_state {
 	struct mfs_cache *c;
 	const struct mfs_file *f;
+	landed_fn landed;
+	void *landed_ctx;
 	pthread_mutex_t lock;     /* guards next_i */
 	uint32_t *idx;            /* owned chunk indexes */
 	struct flight **fl;       /* their flights */
@@ -186,6 +191,8 @@ static int job_done(void *ctx, const struct mfs_fetch_req *req, const void *buf,
 	if (!rc) {
 		mfs_store_count(js->c->store, "fetched_bytes", (int64_t)len);
 		mfs_store_count(js->c->store, "verified_chunks", 1);
+		if (js->landed)
+			js->landed(js->landed_ctx, js->idx[req->tag]);
 	}
 	pthread_mutex_lock(&js->c->lock);
 	flight_finish(js->c, fl, rc, &e);
@@ -209,8 +216,8 @@ static void job_failed(void *ctx, const struct mfs_fetch_req *req, const struct 
 	pthread_mutex_unlock(&js->c->lock);
 }
 
-int mfs_cache_fetch(struct mfs_cache *c, const struct mfs_file *f, uint32_t first,
-		    uint32_t count, struct mfs_err *err)
+static int fetch_chunks(struct mfs_cache *c, const struct mfs_file *f, uint32_t first,
+			uint32_t count, landed_fn landed, void *landed_ctx, struct mfs_err *err)
 {
 	if (first >= f->n_chunks || count == 0)
 		return 0;
@@ -266,7 +273,8 @@ int mfs_cache_fetch(struct mfs_cache *c, const struct mfs_file *f, uint32_t firs
 		int frc = get_repo(c, f->endpoint, &repo, &e);
 		if (!frc) {
 			struct job_state js = { .c = c, .f = f, .idx = owned_idx, .fl = owned,
-						.n = n_owned };
+						.n = n_owned, .landed = landed,
+						.landed_ctx = landed_ctx };
 			pthread_mutex_init(&js.lock, NULL);
 			struct mfs_fetch_job job = { .next = job_next, .done = job_done,
 						     .failed = job_failed, .ctx = &js };
@@ -304,6 +312,12 @@ out:
 	free(owned_idx);
 	free(owned);
 	return rc;
+}
+
+int mfs_cache_fetch(struct mfs_cache *c, const struct mfs_file *f, uint32_t first,
+		    uint32_t count, struct mfs_err *err)
+{
+	return fetch_chunks(c, f, first, count, NULL, NULL, err);
 }
 
 /* Opens chunk idx of f, verified, fetching it (again) when it is missing or
@@ -367,69 +381,143 @@ ssize_t mfs_cache_read(struct mfs_cache *c, const struct mfs_file *f, uint64_t o
 	return (ssize_t)done;
 }
 
-/* Hashes the whole file over its resident chunks, in order. */
-static int check_whole_file(struct mfs_cache *c, const struct mfs_file *f, struct mfs_err *err)
+/*
+ * Pull: one fetch job over every missing chunk, and beside it a thread that
+ * computes the whole-file SHA-256 in order, reading each chunk back (from the
+ * page cache, just written) as soon as it is committed. So the whole-file
+ * check costs no second pass at the end, and no window of chunks has to
+ * drain before the next starts.
+ */
+struct pull {
+	struct mfs_cache *c;
+	const struct mfs_file *f;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint8_t *ready;          /* lock: per chunk, committed */
+	bool fetch_over;         /* lock: no more chunks will land */
+	int fetch_rc;            /* lock: the fetch's result, once over */
+	uint64_t landed_bytes;   /* lock: for progress */
+	mfs_progress_fn progress;
+	void *pctx;
+	int rc;                  /* hasher's result */
+	struct mfs_err err;
+	uint8_t digest[MFS_SHA256_LEN];
+};
+
+static void pull_landed(void *ctx, uint32_t idx)
 {
+	struct pull *p = ctx;
+	pthread_mutex_lock(&p->lock);
+	p->ready[idx] = 1;
+	p->landed_bytes += mfs_file_chunk_len(p->f, idx);
+	if (p->progress)
+		p->progress(p->pctx, p->landed_bytes, p->f->size);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Hashes chunk idx from its verified file into h. */
+static int hash_chunk(struct mfs_cache *c, const struct mfs_file *f, uint32_t idx,
+		      struct mfs_sha256 *h, uint8_t *buf, size_t cap, struct mfs_err *err)
+{
+	int fd;
+	int rc = open_chunk(c, f, idx, &fd, err);
+	if (rc)
+		return rc;
+	uint64_t len = mfs_file_chunk_len(f, idx), off = 0;
+	while (off < len && !rc) {
+		ssize_t n = pread(fd, buf, len - off < cap ? (size_t)(len - off) : cap, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			rc = MFS_ERR(err, -EIO, MFS_ERR_IO, "cannot read chunk %u of '%s'", idx, f->path);
+		else {
+			mfs_sha256_update(h, buf, (size_t)n);
+			off += (uint64_t)n;
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+static void *pull_hasher(void *arg)
+{
+	struct pull *p = arg;
 	struct mfs_sha256 h;
 	size_t cap = 1 << 20;
 	uint8_t *buf = malloc(cap);
-	int rc = buf ? mfs_sha256_init(&h) : -ENOMEM;
-	if (rc) {
+	p->rc = buf ? mfs_sha256_init(&h) : -ENOMEM;
+	if (p->rc) {
 		free(buf);
-		return MFS_ERR(err, rc, MFS_ERR_NOMEM, "out of memory");
+		MFS_ERR(&p->err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+		return NULL;
 	}
-	for (uint32_t i = 0; i < f->n_chunks && !rc; i++) {
-		int fd;
-		rc = open_chunk(c, f, i, &fd, err);
-		if (rc)
+	for (uint32_t i = 0; i < p->f->n_chunks && !p->rc; i++) {
+		pthread_mutex_lock(&p->lock);
+		while (!p->ready[i] && !p->fetch_over)
+			pthread_cond_wait(&p->cond, &p->lock);
+		bool failed = !p->ready[i] && p->fetch_rc;
+		pthread_mutex_unlock(&p->lock);
+		if (failed) {
+			p->rc = -ECANCELED; /* the fetch's error is the one to report */
 			break;
-		uint64_t len = mfs_file_chunk_len(f, i), off = 0;
-		while (off < len) {
-			ssize_t n = pread(fd, buf, len - off < cap ? (size_t)(len - off) : cap, (off_t)off);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				rc = MFS_ERR(err, -EIO, MFS_ERR_IO, "cannot read chunk %u of '%s'", i,
-					     f->path);
-				break;
-			}
-			mfs_sha256_update(&h, buf, (size_t)n);
-			off += (uint64_t)n;
 		}
-		close(fd);
+		/* A chunk that did not land here (the fetch failed, or another
+		 * thread owned it) is opened, or fetched, on its own. */
+		p->rc = hash_chunk(p->c, p->f, i, &h, buf, cap, &p->err);
 	}
 	free(buf);
-	if (rc) {
+	if (p->rc)
 		mfs_sha256_release(&h);
-		return rc;
-	}
-	uint8_t d[MFS_SHA256_LEN];
-	char hex[MFS_SHA256_HEX];
-	mfs_sha256_final(&h, d);
-	mfs_hex_encode(d, sizeof(d), hex);
-	if (strcmp(hex, f->sha256))
-		return MFS_ERR(err, -EIO, MFS_ERR_HASH,
-			       "'%s': the chunks verify but the whole file hashes to %s, not %s; the "
-			       "manifest is inconsistent", f->path, hex, f->sha256);
-	return mfs_store_file_set_verified(c->store, f->id, err);
+	else
+		mfs_sha256_final(&h, p->digest);
+	return NULL;
 }
 
 int mfs_cache_pull_file(struct mfs_cache *c, const struct mfs_file *f,
 			mfs_progress_fn progress, void *pctx, struct mfs_err *err)
 {
-	uint32_t window = c->opts.max_inflight * 4;
-	for (uint32_t i = 0; i < f->n_chunks; i += window) {
-		int rc = mfs_cache_fetch(c, f, i, window, err);
-		if (rc)
-			return rc;
-		if (progress) {
-			uint64_t done = (uint64_t)(i + window) * f->chunk_size;
-			progress(pctx, done > f->size ? f->size : done, f->size);
-		}
+	struct pull p = { .c = c, .f = f, .progress = progress, .pctx = pctx };
+	p.ready = calloc(f->n_chunks ? f->n_chunks : 1, 1);
+	if (!p.ready)
+		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	for (uint32_t i = 0; i < f->n_chunks; i++)
+		if ((p.ready[i] = mfs_store_chunk_resident(c->store, f->chunks[i])))
+			p.landed_bytes += mfs_file_chunk_len(f, i);
+	if (progress)
+		progress(pctx, p.landed_bytes, f->size);
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.cond, NULL);
+	pthread_t hasher;
+	bool threaded = pthread_create(&hasher, NULL, pull_hasher, &p) == 0;
+
+	int rc = fetch_chunks(c, f, 0, f->n_chunks, pull_landed, &p, err);
+	pthread_mutex_lock(&p.lock);
+	p.fetch_rc = rc;
+	p.fetch_over = true;
+	pthread_cond_broadcast(&p.cond);
+	pthread_mutex_unlock(&p.lock);
+	if (threaded)
+		pthread_join(hasher, NULL);
+	else if (!rc)
+		pull_hasher(&p);
+	pthread_mutex_destroy(&p.lock);
+	pthread_cond_destroy(&p.cond);
+	free(p.ready);
+	if (rc)
+		return rc;
+	if (p.rc) {
+		if (err)
+			*err = p.err;
+		return p.rc;
 	}
-	if (progress && !f->n_chunks)
-		progress(pctx, 0, 0);
-	return check_whole_file(c, f, err);
+	char hex[MFS_SHA256_HEX];
+	mfs_hex_encode(p.digest, sizeof(p.digest), hex);
+	if (strcmp(hex, f->sha256))
+		return MFS_ERR(err, -EIO, MFS_ERR_HASH,
+			       "'%s': the chunks verify but the whole file hashes to %s, not %s; the "
+			       "manifest is inconsistent", f->path, hex, f->sha256);
+	return mfs_store_file_set_verified(c->store, f->id, err);
 }
 
 int mfs_cache_verify_file(struct mfs_cache *c, const struct mfs_file *f, unsigned *bad,
