@@ -194,7 +194,7 @@ int mfs_cmd_mount(struct mfs_cmd *cmd, int argc, char **argv)
 	bool foreground = false, debug = false;
 	int verbose = 0, c, rc;
 
-	while ((c = getopt_long(argc, argv, "+fdvo:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fdvo:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': foreground = true; break;
 		case 'd': debug = foreground = true; break;
@@ -207,7 +207,8 @@ int mfs_cmd_mount(struct mfs_cmd *cmd, int argc, char **argv)
 		default: return mfs_cmd_usage("mount", "unknown option");
 		}
 	}
-	/* Options may also follow the mount point (as mount(8) passes them). */
+	/* Options may also follow the mount point (getopt moves them first; this
+	 * loop takes what is left: the mount point). */
 	const char *mnt_arg = NULL;
 	for (int i = optind; i < argc; i++) {
 		if (!strcmp(argv[i], "-o") && i + 1 < argc) {
