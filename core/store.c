@@ -640,7 +640,15 @@ static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 		rc = -EAGAIN;
 	bool moved = false;
 	if (!rc) {
-		if (rename(tmp, final))
+		int r = rename(tmp, final);
+		if (r && errno == ENOENT) { /* the first chunk of its chunks/xx directory */
+			char dir[PATH_MAX];
+			snprintf(dir, sizeof(dir), "%s", final);
+			*strrchr(dir, '/') = '\0';
+			if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+				r = rename(tmp, final);
+		}
+		if (r)
 			rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot commit chunk '%s': %s", final,
 				     strerror(errno));
 		else
@@ -690,14 +698,6 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	if (rc)
 		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
-	char *slash = strrchr(final, '/');
-	*slash = '\0';
-	if (mkdir(final, 0755) && errno != EEXIST) {
-		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create '%s': %s", final, strerror(errno));
-		unlink(tmp);
-		return rc;
-	}
-	*slash = '/';
 	for (int attempt = 0; attempt < 4; attempt++) {
 		rc = commit_chunk(s, digest, tmp, final, len, err);
 		if (rc != -EAGAIN)
