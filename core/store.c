@@ -679,7 +679,9 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	int rc;
 
 	mfs_hex_encode(digest, MFS_SHA256_LEN, hex);
-	if ((rc = mfs_evict_reserve(s, len, err)))
+	/* Room first (evicting at the high watermark), unless the chunk is
+	 * already resident: committing it again costs nothing. */
+	if (!mfs_store_chunk_resident(s, digest) && (rc = mfs_evict_reserve(s, len, err)))
 		return rc;
 	rc = write_tmp(s, hex, data, len, tmp, err);
 	if (rc == -ENOSPC || rc == -EDQUOT) {

@@ -3,7 +3,10 @@
  * LRU order, usage kept under the quota while chunks are committed, active
  * artifacts (open in a process, or pinned) never losing a chunk, ENOSPC when
  * everything left is active, evidence rows, evict and rm refusing active
- * artifacts, rm leaving no rows and no record, gc removing what is stale.
+ * artifacts, rm leaving no rows and no record, gc removing what is stale;
+ * several processes never passing the quota together, a resident chunk
+ * committed again at no cost, a lost index rebuilt with the same ids, pins
+ * and quota.
  */
 #include <errno.h>
 #include <limits.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -516,6 +520,151 @@ static void test_gc(void **state)
 			 NCH + NCH / 2);
 }
 
+/* Several processes commit chunks under one quota at once: usage, sampled
+ * all along by another process, never passes the quota, and the usage the
+ * triggers keep equals the sum of the resident rows. */
+static void test_quota_across_processes(void **state)
+{
+	struct fixture *fx = *state;
+	struct mfs_err err = { 0 };
+	struct art p;
+	make_artifact(fx->s, "p", 100, &p, NULL);
+	assert_int_equal(mfs_evict_pin(fx->s, p.id, true, &err), 0);
+	/* 10 pinned chunks, room for four big ones: each kid's check and its
+	 * commit are a big write apart, so unchecked commits would pass it */
+	enum { KIDS = 8, EACH = 12, BIG = 256 * 1024 };
+	const uint64_t quota = ART + 4 * BIG;
+	assert_int_equal(mfs_evict_set_quota(fx->s, quota, 99, 98, &err), 0);
+
+	int go[2];
+	assert_int_equal(pipe(go), 0);
+	for (int k = 0; k < KIDS; k++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct mfs_store *s;
+			struct mfs_err e = { 0 };
+			char c;
+			close(go[1]);
+			if (mfs_store_open(fx->dir, &s, &e) || read(go[0], &c, 1) != 0)
+				_exit(2); /* starts when the parent closes the pipe */
+			int bad = 0;
+			for (int i = 0; i < EACH; i++) {
+				uint8_t dg[MFS_SHA256_LEN];
+				int rc = put_chunk(s, 1000 + (unsigned)(k * EACH + i), BIG, dg, &e);
+				bad |= rc != 0 && rc != -ENOSPC;
+			}
+			mfs_store_close(s);
+			_exit(bad);
+		}
+	}
+	close(go[0]);
+	close(go[1]);
+	uint64_t peak = 0;
+	int left = KIDS;
+	while (left) {
+		uint64_t u = (uint64_t)sql_int(fx->s, "SELECT coalesce(sum(size), 0) FROM resident");
+		if (u > peak)
+			peak = u;
+		int st;
+		pid_t w = waitpid(-1, &st, WNOHANG);
+		if (w > 0) {
+			assert_true(WIFEXITED(st));
+			assert_int_equal(WEXITSTATUS(st), 0);
+			left--;
+		}
+	}
+	assert_true(peak <= quota);
+	assert_true(usage(fx->s) <= quota);
+	assert_int_equal(resident_chunks(fx->s, &p), NCH);
+	assert_int_equal(sql_int(fx->s, "SELECT value FROM meta WHERE key = 'resident_bytes'"),
+			 sql_int(fx->s, "SELECT coalesce(sum(size), 0) FROM resident"));
+}
+
+/* Committing a chunk that is already resident costs no quota: with usage
+ * exactly at the quota and everything pinned, it still succeeds. */
+static void test_recommit_is_free(void **state)
+{
+	struct fixture *fx = *state;
+	struct mfs_err err = { 0 };
+	struct art a;
+	make_artifact(fx->s, "a", 100, &a, NULL);
+	assert_int_equal(mfs_evict_pin(fx->s, a.id, true, &err), 0);
+	assert_int_equal(mfs_evict_set_quota(fx->s, ART, 99, 98, &err), 0);
+	uint8_t dg[MFS_SHA256_LEN];
+	assert_int_equal(put_chunk(fx->s, 100 + 3, CS, dg, &err), 0);
+	assert_memory_equal(dg, a.dg[3], MFS_SHA256_LEN);
+	assert_int_equal(usage(fx->s), ART);
+	assert_int_equal(sql_int(fx->s, "SELECT count(*) FROM evictions"), 0);
+	/* a new one does not fit: ENOSPC, kind QUOTA, nothing changed */
+	assert_int_equal(put_chunk(fx->s, 999, CS, dg, &err), -ENOSPC);
+	assert_int_equal(err.kind, MFS_ERR_QUOTA);
+	assert_false(mfs_store_chunk_resident(fx->s, dg));
+	assert_false(chunk_file_exists(fx->s, dg));
+	assert_int_equal(usage(fx->s), ART);
+}
+
+static void remove_index(const char *dir)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	for (int i = 0; i < 3; i++) {
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/index.db%s", dir, sfx[i]);
+		unlink(p);
+	}
+}
+
+/* A lost index comes back with the same row ids, the user's pin and the
+ * quota: from a fresh open, and under a handle that had it open. */
+static void test_index_lost(void **state)
+{
+	struct fixture *fx = *state;
+	struct mfs_err err = { 0 };
+	struct art a, b;
+	make_artifact(fx->s, "a", 100, &a, NULL);
+	make_artifact(fx->s, "b", 200, &b, NULL);
+	assert_int_equal(mfs_evict_pin(fx->s, b.id, true, &err), 0);
+	assert_int_equal(mfs_evict_set_quota(fx->s, 12345678, 80, 60, &err), 0);
+	int64_t fa = sql_int(fx->s, "SELECT file_id FROM artifact_files ORDER BY file_id LIMIT 1");
+
+	/* under the open handle: nothing to do until the file goes */
+	bool reopened = true;
+	assert_int_equal(mfs_store_recheck(fx->s, &reopened, &err), 0);
+	assert_false(reopened);
+	remove_index(fx->dir);
+	assert_int_equal(mfs_store_recheck(fx->s, &reopened, &err), 0);
+	assert_true(reopened);
+	for (int round = 0; round < 2; round++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "SELECT pinned FROM artifacts WHERE id = %lld",
+			 (long long)b.id);
+		assert_int_equal(sql_int(fx->s, sql), 1);
+		snprintf(sql, sizeof(sql), "SELECT pinned FROM artifacts WHERE id = %lld",
+			 (long long)a.id);
+		assert_int_equal(sql_int(fx->s, sql), 0);
+		assert_int_equal(sql_int(fx->s, "SELECT file_id FROM artifact_files ORDER BY file_id"
+						" LIMIT 1"), fa);
+		struct mfs_quota q;
+		assert_int_equal(mfs_evict_get_quota(fx->s, &q), 0);
+		assert_int_equal(q.bytes, 12345678);
+		assert_int_equal(q.high_pct, 80);
+		assert_int_equal(q.low_pct, 60);
+		assert_int_equal(resident_chunks(fx->s, &a), NCH);
+		assert_int_equal(usage(fx->s), 2 * ART);
+		/* then from a fresh open, after unpinning a (kept as no pin) */
+		mfs_store_close(fx->s);
+		remove_index(fx->dir);
+		assert_int_equal(mfs_store_open(fx->dir, &fx->s, &err), 0);
+	}
+	/* unpin survives a rebuild too */
+	assert_int_equal(mfs_evict_pin(fx->s, b.id, false, &err), 0);
+	mfs_store_close(fx->s);
+	remove_index(fx->dir);
+	assert_int_equal(mfs_store_open(fx->dir, &fx->s, &err), 0);
+	assert_int_equal(sql_int(fx->s, "SELECT count(*) FROM artifacts WHERE pinned != 0"), 0);
+	assert_int_equal(sql_int(fx->s, "SELECT count(*) FROM artifacts"), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -525,6 +674,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shared_chunk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evict_rm_refuse_active, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota_across_processes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recommit_is_free, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_lost, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
