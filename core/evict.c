@@ -15,11 +15,13 @@
  *
  * Order of an eviction, for crash safety: the resident row goes and the
  * evidence row (artifact, path, digest, bytes, time, reason) is written in
- * one transaction; the chunk file is unlinked after the commit, without the
- * store lock. A crash in between leaves an unindexed chunk file, which `gc`
- * removes (or a later commit of the same digest renames over). The unlink
- * is skipped when the file's inode is no longer the one the row recorded:
- * another process committed the same chunk again meanwhile.
+ * one transaction; the chunk file is unlinked after the commit, in a second
+ * write transaction that first checks that no resident row names the chunk
+ * again and that the file's inode is the one the row recorded. A commit
+ * renames its file into chunks/ inside its own write transaction, so a chunk
+ * committed again between the two keeps its new file. A crash in between
+ * leaves an unindexed chunk file, which `gc` removes the same careful way
+ * (or a later commit of the same digest renames over).
  *
  * Several processes may evict at once: deleting a resident row that another
  * evictor already deleted changes nothing and leaves no evidence twice.
@@ -338,19 +340,43 @@ static int check_idle(sqlite3 *db, int64_t id, struct mfs_err *err)
 	return 0;
 }
 
-/* Removes the chunk file of an evicted row, unless another process has
- * committed the same chunk again since (another inode). No lock held. */
-static void unlink_chunk(struct mfs_store *s, const struct victim *v)
+/* Removes the chunk files of victims that no resident row names, each only
+ * if its inode is still the one recorded (v->ino; -1: any). The check and
+ * the unlink happen under the write lock: a commit renames its file into
+ * chunks/ inside its own write transaction, so a chunk committed again
+ * meanwhile keeps its new file. Without the lock (another process held it
+ * past the timeout) nothing is removed; gc finds the files later. Returns
+ * the bytes removed. */
+static uint64_t unlink_unindexed(struct mfs_store *s, const struct victim *v, size_t n)
 {
-	char path[PATH_MAX];
-	struct stat st;
-	mfs_store_chunk_path(s, v->digest, path, sizeof(path));
-	if (lstat(path, &st))
-		return;
-	if (v->ino >= 0 && (int64_t)st.st_ino != v->ino)
-		return;
-	if (unlink(path) && errno != ENOENT)
-		mfs_log_warning("cannot remove evicted chunk file '%s': %s", path, strerror(errno));
+	uint64_t freed = 0;
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		mfs_store_unlock(s);
+		return 0;
+	}
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM resident WHERE digest = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_blob(st, 1, v[i].digest, MFS_SHA256_LEN, SQLITE_STATIC);
+		bool indexed = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_reset(st);
+		char path[PATH_MAX];
+		struct stat sb;
+		mfs_store_chunk_path(s, v[i].digest, path, sizeof(path));
+		if (indexed || lstat(path, &sb) || (v[i].ino >= 0 && (int64_t)sb.st_ino != v[i].ino))
+			continue;
+		if (unlink(path) == 0)
+			freed += (uint64_t)sb.st_size;
+		else if (errno != ENOENT)
+			mfs_log_warning("cannot remove chunk file '%s': %s", path, strerror(errno));
+	}
+	sqlite3_finalize(st);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL); /* wrote nothing */
+	mfs_store_unlock(s);
+	return freed;
 }
 
 /* One transaction: check, choose, delete rows, leave evidence, extra; then
@@ -406,8 +432,7 @@ static int evict_once(struct mfs_store *s, const struct evict_job *job, uint64_t
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	mfs_store_unlock(s);
 	if (!rc) {
-		for (size_t i = 0; i < done; i++)
-			unlink_chunk(s, &v[i]);
+		unlink_unindexed(s, v, done);
 		if (freed)
 			*freed += bytes;
 		if (count)
@@ -658,9 +683,8 @@ int mfs_evict_pin(struct mfs_store *s, int64_t artifact_id, bool pinned, struct 
 /* --- gc ------------------------------------------------------------------ */
 
 /* Removes regular files directly under dir last modified more than
- * age seconds; with keep != NULL, only those for which keep() is false. */
-static uint64_t sweep_dir(const char *dir, time_t age, bool (*keep)(void *ctx, const char *name),
-			  void *ctx)
+ * age seconds. */
+static uint64_t sweep_dir(const char *dir, time_t age)
 {
 	DIR *d = opendir(dir);
 	if (!d)
@@ -673,8 +697,8 @@ static uint64_t sweep_dir(const char *dir, time_t age, bool (*keep)(void *ctx, c
 		if (de->d_name[0] == '.' ||
 		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
 			continue;
-		time_t t = st.st_mtime; /* a committed chunk was written just before its rename */
-		if (now - t <= age || (keep && keep(ctx, de->d_name)))
+		time_t t = st.st_mtime;
+		if (now - t <= age)
 			continue;
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
 			freed += (uint64_t)st.st_size;
@@ -683,13 +707,39 @@ static uint64_t sweep_dir(const char *dir, time_t age, bool (*keep)(void *ctx, c
 	return freed;
 }
 
-/* A chunk file is kept if it is not named by a digest or has a resident row. */
-static bool chunk_indexed(void *ctx, const char *name)
+/* Chunk files of one chunks/xx directory that no resident row names, last
+ * modified more than GC_FILE_AGE ago (a commit writes its file just before
+ * the rename and the row), removed in batches under the write lock. */
+static uint64_t sweep_chunks(struct mfs_store *s, const char *dir)
 {
-	uint8_t dg[MFS_SHA256_LEN];
-	if (strlen(name) != 2 * MFS_SHA256_LEN || mfs_hex_decode(name, dg, sizeof(dg)))
-		return true;
-	return mfs_store_chunk_resident(ctx, dg);
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	struct victim *v = malloc(BATCH * sizeof(*v));
+	size_t n = 0;
+	uint64_t freed = 0;
+	time_t now = time(NULL);
+	struct dirent *de;
+	while (v && (de = readdir(d))) {
+		struct stat st;
+		struct victim *x = &v[n];
+		if (strlen(de->d_name) != 2 * MFS_SHA256_LEN ||
+		    mfs_hex_decode(de->d_name, x->digest, sizeof(x->digest)) ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode) ||
+		    now - st.st_mtime <= GC_FILE_AGE || mfs_store_chunk_resident(s, x->digest))
+			continue;
+		x->ino = (int64_t)st.st_ino;
+		x->size = (uint64_t)st.st_size;
+		if (++n == BATCH) {
+			freed += unlink_unindexed(s, v, n);
+			n = 0;
+		}
+	}
+	if (n)
+		freed += unlink_unindexed(s, v, n);
+	free(v);
+	closedir(d);
+	return freed;
 }
 
 int mfs_evict_gc(struct mfs_store *s, uint64_t *bytes, struct mfs_err *err)
@@ -720,14 +770,14 @@ int mfs_evict_gc(struct mfs_store *s, uint64_t *bytes, struct mfs_err *err)
 			continue;
 		char sub[PATH_MAX];
 		if (snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) < (int)sizeof(sub))
-			freed += sweep_dir(sub, GC_FILE_AGE, chunk_indexed, s);
+			freed += sweep_chunks(s, sub);
 	}
 	if (d)
 		closedir(d);
 	snprintf(path, sizeof(path), "%s/tmp", mfs_store_dir(s));
-	freed += sweep_dir(path, GC_FILE_AGE, NULL, NULL);
+	freed += sweep_dir(path, GC_FILE_AGE);
 	snprintf(path, sizeof(path), "%s/partial", mfs_store_dir(s));
-	freed += sweep_dir(path, PARTIAL_AGE, NULL, NULL);
+	freed += sweep_dir(path, PARTIAL_AGE);
 	if (bytes)
 		*bytes = freed;
 	return 0;
