@@ -20,11 +20,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <mntent.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -36,6 +39,53 @@
 #include "fs.h"
 #include "log.h"
 #include "store.h"
+
+extern char **environ;
+
+/* A daemon killed with SIGKILL can leave its mount behind: the auto_unmount
+ * watcher unmounts only when the mount point answers ENOTCONN, and it can
+ * look before the kernel has aborted the connection. Such a dead modelfs
+ * mount at the mount point is detached before mounting again; a dead mount
+ * of anything else is left alone. True if one was detached. */
+static bool detach_dead_mount(const char *arg)
+{
+	char path[PATH_MAX], cwd[PATH_MAX];
+	/* stat may still answer from attributes the kernel cached; opening
+	 * the directory asks the (dead) daemon. */
+	int fd = open(arg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	if (fd >= 0 || errno != ENOTCONN)
+		return false;
+	if (arg[0] == '/')
+		snprintf(path, sizeof(path), "%s", arg);
+	else if (!getcwd(cwd, sizeof(cwd)) ||
+		 snprintf(path, sizeof(path), "%s/%s", cwd, arg) >= (int)sizeof(path))
+		return false;
+	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+		path[n - 1] = '\0';
+	FILE *m = setmntent("/proc/self/mounts", "r");
+	bool ours = false;
+	for (struct mntent *e; m && (e = getmntent(m));)
+		ours |= !strcmp(e->mnt_dir, path) && !strcmp(e->mnt_type, "fuse.modelfs");
+	if (m)
+		endmntent(m);
+	if (!ours)
+		return false;
+	bool done = umount2(path, MNT_DETACH) == 0;
+	if (!done) { /* not root: the setuid helper may */
+		char *argv[] = { "fusermount3", "-u", "-z", path, NULL };
+		pid_t pid;
+		int status;
+		done = posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) == 0 &&
+		       waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+		       WEXITSTATUS(status) == 0;
+	}
+	if (done)
+		fprintf(stderr, "modelfs: detached the dead mount of a modelfs daemon that was killed"
+				" at '%s'\n", path);
+	return done;
+}
 
 static void usage(FILE *out)
 {
@@ -227,6 +277,13 @@ int mfs_cmd_mount(struct mfs_cmd *cmd, int argc, char **argv)
 
 	char mnt[PATH_MAX];
 	struct stat st;
+	detach_dead_mount(mnt_arg);
+	if ((!realpath(mnt_arg, mnt) || stat(mnt, &st)) && errno == ENOTCONN) {
+		fprintf(stderr, "modelfs: mount point '%s' is the dead mount of a FUSE daemon that"
+				" is gone\n  unmount it first (fusermount3 -u -z '%s')\n", mnt_arg,
+			mnt_arg);
+		return 1;
+	}
 	if (!realpath(mnt_arg, mnt) || stat(mnt, &st)) {
 		fprintf(stderr, "modelfs: mount point '%s' does not exist: %s\n"
 				"  create it first (mkdir -p '%s')\n", mnt_arg, strerror(errno), mnt_arg);

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -781,29 +782,54 @@ void mfs_store_count(struct mfs_store *s, const char *name, int64_t delta)
 	mfs_store_unlock(s);
 }
 
-/* Forgets a resident chunk whose file is bad or gone, moving the file (if
- * any) into quarantine/, and leaves evidence. */
+/* Forgets a resident chunk whose file turned out bad or gone: the row read
+ * with stamp (row_ino, row_ctime; -1: none) is deleted only if it still has
+ * that stamp, and the file moves into quarantine/ only if it is still the
+ * one that was hashed (file_ino; -1: it was missing). Both under the write
+ * lock, so of two readers that found the same bad file only one drops it,
+ * and a good copy committed meanwhile (a commit renames inside its own
+ * write transaction) is neither forgotten nor quarantined. The evidence,
+ * the counter and the log line come with the drop that happened. */
 static void drop_bad_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			   uint64_t bytes, const char *reason)
+			   uint64_t bytes, const char *reason, int64_t row_ino, int64_t row_ctime,
+			   int64_t file_ino)
 {
+	static _Atomic unsigned seq;
 	char from[PATH_MAX], to[PATH_MAX], hex[MFS_SHA256_HEX];
 	mfs_hex_encode(digest, MFS_SHA256_LEN, hex);
 	mfs_store_chunk_path(s, digest, from, sizeof(from));
-	if (!subpath(s, to, sizeof(to), "quarantine/%s.%ld", hex, (long)time(NULL)))
-		rename(from, to);
-	sqlite3 *db = mfs_store_lock(s);
+	bool dropped = false;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "DELETE FROM resident WHERE digest = ?", -1, &st, NULL) ==
-	    SQLITE_OK) {
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		mfs_store_unlock(s);
+		return; /* the next open finds it again */
+	}
+	if (sqlite3_prepare_v2(db, "DELETE FROM resident WHERE digest = ? AND ino IS ?"
+				   " AND ctime_ns IS ?", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
-		sqlite3_step(st);
+		if (row_ino >= 0)
+			sqlite3_bind_int64(st, 2, row_ino);
+		if (row_ctime >= 0)
+			sqlite3_bind_int64(st, 3, row_ctime);
+		dropped = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db) > 0;
 		sqlite3_finalize(st);
 	}
-	mfs_store_record_eviction_locked(db, digest, bytes, (int64_t)time(NULL), reason);
-	mfs_store_count_locked(db, "corrupt_chunks", 1);
+	struct stat sb;
+	if (dropped && file_ino >= 0 && lstat(from, &sb) == 0 && (int64_t)sb.st_ino == file_ino &&
+	    !subpath(s, to, sizeof(to), "quarantine/%s.%ld.%d.%u", hex, (long)time(NULL),
+		     (int)getpid(), atomic_fetch_add(&seq, 1)))
+		rename(from, to);
+	if (dropped) {
+		mfs_store_record_eviction_locked(db, digest, bytes, (int64_t)time(NULL), reason);
+		mfs_store_count_locked(db, "corrupt_chunks", 1);
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	mfs_store_unlock(s);
-	mfs_log_warning("cached chunk %.16s was %s: quarantined, it will be fetched again",
-			hex, !strcmp(reason, "corrupt") ? "corrupt" : "missing");
+	if (dropped)
+		mfs_log_warning("cached chunk %.16s was %s: quarantined, it will be fetched again",
+				hex, !strcmp(reason, "corrupt") ? "corrupt" : "missing");
 }
 
 static int hash_fd(int fd, uint64_t len, uint8_t out[MFS_SHA256_LEN])
@@ -865,7 +891,7 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 	if (fd < 0) {
 		int e = errno;
 		if (e == ENOENT) {
-			drop_bad_chunk(s, digest, (uint64_t)size, "missing");
+			drop_bad_chunk(s, digest, (uint64_t)size, "missing", ino, ctime_ns, -1);
 			return MFS_ERR(err, -EBADMSG, MFS_ERR_HASH, "cached chunk file '%s' is missing",
 				       path);
 		}
@@ -892,7 +918,8 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 	}
 	if (rc || memcmp(d, digest, MFS_SHA256_LEN)) {
 		close(fd);
-		drop_bad_chunk(s, digest, (uint64_t)size, "corrupt");
+		drop_bad_chunk(s, digest, (uint64_t)size, "corrupt", ino, ctime_ns,
+			       (int64_t)stb.st_ino);
 		return MFS_ERR(err, -EBADMSG, MFS_ERR_HASH, "cached chunk '%s' does not match its digest",
 			       path);
 	}
