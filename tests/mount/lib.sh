@@ -116,12 +116,20 @@ wait_unmounted() {
 	return 1
 }
 
+# Ready means a new "mount: ready" line in the log (a mount point alone can
+# be the dead mount of a killed daemon, which the new one detaches first).
 mount_fg() {
-	local mnt=${1:-$MNT}
+	local mnt=${1:-$MNT} before
 	[ $# -gt 0 ] && shift
+	before=$(grep -c "mount: ready" "$WORK/daemon.log" 2>/dev/null)
 	"$MODELFS" --store "$STORE" mount "$mnt" -f "$@" >>"$WORK/daemon.log" 2>&1 &
 	DAEMON=$!
 	PIDS+=("$DAEMON")
+	for _ in $(seq 100); do
+		[ "$(grep -c "mount: ready" "$WORK/daemon.log")" -gt "${before:-0}" ] && break
+		kill -0 "$DAEMON" 2>/dev/null || break
+		sleep 0.1
+	done
 	wait_mounted "$mnt" || die "mount at $mnt did not become ready"
 }
 
