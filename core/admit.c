@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "gguf.h"
+#include "hub_stage.h"
 #include "log.h"
 #include "manifest.h"
 #include "pin.h"
@@ -268,195 +268,10 @@ static int select_files(struct admission *a, struct mfs_err *err)
 
 /* --- hub mode: whole files, verified before anything is kept -------------- */
 
-struct hub_dl {
-	int fd, done_fd;
-	uint8_t *have;          /* per chunk: already in the partial file */
-	const struct mfs_file *f;
-	uint32_t next;
-	int rc;
-	struct mfs_err err;
-	uint64_t got;
-	const struct mfs_admit_opts *opts;
-};
-
-static bool hub_next(void *ctx, struct mfs_fetch_req *req)
-{
-	struct hub_dl *d = ctx;
-	while (d->next < d->f->n_chunks && d->have[d->next])
-		d->next++;
-	if (d->next >= d->f->n_chunks || d->rc)
-		return false;
-	uint32_t i = d->next++;
-	*req = (struct mfs_fetch_req){ .path = d->f->path, .off = (uint64_t)i * d->f->chunk_size,
-				       .len = mfs_file_chunk_len(d->f, i), .tag = i };
-	return true;
-}
-
-static int hub_done(void *ctx, const struct mfs_fetch_req *req, const void *buf, size_t len)
-{
-	struct hub_dl *d = ctx;
-	size_t off = 0;
-	while (off < len) {
-		ssize_t n = pwrite(d->fd, (const char *)buf + off, len - off, (off_t)(req->off + off));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			d->rc = MFS_ERR(&d->err, -errno, MFS_ERR_IO, "cannot write the download of '%s': %s",
-					d->f->path, strerror(errno));
-			return d->rc;
-		}
-		off += (size_t)n;
-	}
-	uint32_t idx = (uint32_t)req->tag;
-	/* The evidence that makes the download resumable: written after the
-	 * bytes, so an index listed here always has its bytes on disk. */
-	if (write(d->done_fd, &idx, sizeof(idx)) != sizeof(idx)) {
-		d->rc = MFS_ERR(&d->err, -EIO, MFS_ERR_IO, "cannot record download progress");
-		return d->rc;
-	}
-	d->got += len;
-	if (d->opts->progress)
-		d->opts->progress(d->opts->progress_ctx, d->got, d->f->size);
-	return 0;
-}
-
-static void hub_failed(void *ctx, const struct mfs_fetch_req *req, const struct mfs_err *e)
-{
-	struct hub_dl *d = ctx;
-	if (!d->rc) {
-		d->rc = e && e->code ? e->code : -EIO;
-		if (e)
-			d->err = *e;
-	}
-	(void)req;
-}
-
-static int git_blob_check(int fd, uint64_t size, const char *oid, struct mfs_err *err)
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	char head[64], hex[41];
-	uint8_t buf[65536], d[20];
-	unsigned int dn = 0;
-	int hn = snprintf(head, sizeof(head), "blob %llu", (unsigned long long)size);
-	if (!ctx)
-		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
-	EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
-	EVP_DigestUpdate(ctx, head, (size_t)hn + 1);
-	uint64_t off = 0;
-	while (off < size) {
-		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
-		if (n <= 0)
-			break;
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
-		off += (uint64_t)n;
-	}
-	EVP_DigestFinal_ex(ctx, d, &dn);
-	EVP_MD_CTX_free(ctx);
-	mfs_hex_encode(d, sizeof(d), hex);
-	if (off != size || strcasecmp(hex, oid))
-		return MFS_ERR(err, -EIO, MFS_ERR_HASH, "git blob id %s does not match the hub's %s",
-			       hex, oid);
-	return 0;
-}
-
-/* Downloads f whole into partial/, checks its SHA-256 (or git blob id),
- * then commits its chunks and fills their digests. */
 static int hub_fetch_file(struct admission *a, struct afile *af, struct mfs_err *err)
 {
-	struct mfs_file *f = &af->f;
-	char part[PATH_MAX], done[PATH_MAX], key[128];
-	snprintf(key, sizeof(key), "%s", af->git_oid ? af->git_oid : f->sha256);
-	snprintf(part, sizeof(part), "%s/partial/%s.part", mfs_store_dir(a->s), key);
-	snprintf(done, sizeof(done), "%s/partial/%s.done", mfs_store_dir(a->s), key);
-	struct hub_dl d = { .f = f, .opts = a->opts };
-	int rc = 0;
-	d.have = calloc(f->n_chunks ? f->n_chunks : 1, 1);
-	d.fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	d.done_fd = open(done, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (!d.have || d.fd < 0 || d.done_fd < 0) {
-		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create the download of '%s' in '%s': %s",
-			     f->path, part, strerror(errno));
-		goto out;
-	}
-	uint32_t idx;
-	unsigned resumed = 0;
-	while (read(d.done_fd, &idx, sizeof(idx)) == sizeof(idx))
-		if (idx < f->n_chunks && !d.have[idx]) {
-			d.have[idx] = 1;
-			d.got += mfs_file_chunk_len(f, idx);
-			resumed++;
-		}
-	if (resumed)
-		mfs_log_info("resuming '%s': %u of %u ranges already downloaded", f->path, resumed,
-			     f->n_chunks);
-	if (ftruncate(d.fd, (off_t)f->size)) {
-		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot size '%s': %s", part, strerror(errno));
-		goto out;
-	}
-	struct mfs_fetch_job job = { .next = hub_next, .done = hub_done, .failed = hub_failed,
-				     .ctx = &d };
-	rc = mfs_repo_fetch(a->repo, a->repo_name, a->commit, &job, NULL, err);
-	if (!rc && d.rc) {
-		rc = d.rc;
-		if (err)
-			*err = d.err;
-	}
-	if (rc)
-		goto out;
-
-	/* Whole-file check; only then are chunk digests computed and kept. */
-	if (af->git_oid) {
-		rc = git_blob_check(d.fd, f->size, af->git_oid, err);
-		if (!rc) {
-			char hex[MFS_SHA256_HEX];
-			rc = mfs_sha256_file(part, hex);
-			memcpy(f->sha256, hex, sizeof(hex));
-		}
-	} else {
-		char hex[MFS_SHA256_HEX];
-		rc = mfs_sha256_file(part, hex);
-		if (!rc && strcmp(hex, f->sha256))
-			rc = MFS_ERR(err, -EIO, MFS_ERR_HASH,
-				     "'%s' hashes to %s but the hub says %s: refused, nothing admitted",
-				     f->path, hex, f->sha256);
-	}
-	if (rc) {
-		/* Bad bytes are not evidence worth resuming from. */
-		unlink(part);
-		unlink(done);
-		if (!err || !err->code)
-			MFS_ERR(err, rc, MFS_ERR_HASH, "'%s' failed verification", f->path);
-		goto out;
-	}
-	f->chunks = calloc(f->n_chunks ? f->n_chunks : 1, MFS_SHA256_LEN);
-	uint8_t *buf = malloc(f->chunk_size);
-	if (!f->chunks || !buf) {
-		free(buf);
-		rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	for (uint32_t i = 0; i < f->n_chunks && !rc; i++) {
-		uint64_t len = mfs_file_chunk_len(f, i);
-		if (pread(d.fd, buf, len, (off_t)i * f->chunk_size) != (ssize_t)len) {
-			rc = MFS_ERR(err, -EIO, MFS_ERR_IO, "cannot read back '%s'", part);
-			break;
-		}
-		mfs_sha256(buf, len, f->chunks[i]);
-		rc = mfs_store_chunk_put(a->s, f->chunks[i], buf, len, err);
-	}
-	free(buf);
-	if (!rc) {
-		unlink(part);
-		unlink(done);
-		mfs_store_count(a->s, "fetched_bytes", (int64_t)f->size);
-	}
-out:
-	free(d.have);
-	if (d.fd >= 0)
-		close(d.fd);
-	if (d.done_fd >= 0)
-		close(d.done_fd);
-	return rc;
+	return mfs_hub_stage_file(a->s, a->repo, a->repo_name, a->commit, &af->f, af->git_oid,
+				  a->opts->progress, a->opts->progress_ctx, err);
 }
 
 /* --- step 4: structure, from verified bytes ----------------------------- */

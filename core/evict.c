@@ -707,6 +707,31 @@ static uint64_t sweep_dir(const char *dir, time_t age)
 	return freed;
 }
 
+/* Hub downloads staged under partial/<key>/ (hub_stage.h) whose directory
+ * has not changed for PARTIAL_AGE: the files in it, then the directory. */
+static uint64_t sweep_stagings(const char *partial)
+{
+	DIR *d = opendir(partial);
+	if (!d)
+		return 0;
+	uint64_t freed = 0;
+	time_t now = time(NULL);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		char sub[PATH_MAX];
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode) ||
+		    now - st.st_mtime <= PARTIAL_AGE ||
+		    snprintf(sub, sizeof(sub), "%s/%s", partial, de->d_name) >= (int)sizeof(sub))
+			continue;
+		freed += sweep_dir(sub, -1);
+		rmdir(sub);
+	}
+	closedir(d);
+	return freed;
+}
+
 /* Chunk files of one chunks/xx directory that no resident row names, last
  * modified more than GC_FILE_AGE ago (a commit writes its file just before
  * the rename and the row), removed in batches under the write lock. */
@@ -778,6 +803,7 @@ int mfs_evict_gc(struct mfs_store *s, uint64_t *bytes, struct mfs_err *err)
 	freed += sweep_dir(path, GC_FILE_AGE);
 	snprintf(path, sizeof(path), "%s/partial", mfs_store_dir(s));
 	freed += sweep_dir(path, PARTIAL_AGE);
+	freed += sweep_stagings(path);
 	if (bytes)
 		*bytes = freed;
 	return 0;

@@ -673,6 +673,24 @@ static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	return rc;
 }
 
+/* commit_chunk, evicting and trying again when another process took the
+ * room reserved before. */
+static int commit_retrying(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			   const char *tmp, const char *final, uint64_t len, struct mfs_err *err)
+{
+	int rc = 0;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		rc = commit_chunk(s, digest, tmp, final, len, err);
+		if (rc != -EAGAIN)
+			break;
+		if ((rc = mfs_evict_reserve(s, len, err)))
+			break;
+		rc = MFS_ERR(err, -ENOSPC, MFS_ERR_QUOTA,
+			     "cache quota is full: other processes keep filling it");
+	}
+	return rc;
+}
+
 int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 			const void *data, size_t len, struct mfs_err *err)
 {
@@ -701,20 +719,25 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	if (rc)
 		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
-	for (int attempt = 0; attempt < 4; attempt++) {
-		rc = commit_chunk(s, digest, tmp, final, len, err);
-		if (rc != -EAGAIN)
-			break;
-		/* Another process filled the room reserved above: evict (or
-		 * learn that everything left is active) and try again. */
-		if ((rc = mfs_evict_reserve(s, len, err)))
-			break;
-		rc = MFS_ERR(err, -ENOSPC, MFS_ERR_QUOTA,
-			     "cache quota is full: other processes keep filling it");
-	}
+	rc = commit_retrying(s, digest, tmp, final, len, err);
 	if (rc)
 		unlink(tmp);
 	return rc;
+}
+
+int mfs_store_chunk_adopt(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			  const char *path, uint64_t len, struct mfs_err *err)
+{
+	char final[PATH_MAX];
+	struct stat sb;
+	if (stat(path, &sb) || (uint64_t)sb.st_size != len)
+		return MFS_ERR(err, -EIO, MFS_ERR_IO, "'%s' is not a chunk of %llu bytes", path,
+			       (unsigned long long)len);
+	int rc;
+	if (!mfs_store_chunk_resident(s, digest) && (rc = mfs_evict_reserve(s, len, err)))
+		return rc;
+	mfs_store_chunk_path(s, digest, final, sizeof(final));
+	return commit_retrying(s, digest, path, final, len, err);
 }
 
 bool mfs_store_chunk_resident(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN])

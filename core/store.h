@@ -125,6 +125,13 @@ void mfs_store_chunk_path(const struct mfs_store *s, const uint8_t digest[MFS_SH
 int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 			const void *data, size_t len, struct mfs_err *err);
 
+/* mfs_store_chunk_put for bytes already in a file of the store's
+ * filesystem (path, len bytes, verified against digest by the caller): the
+ * file is renamed into chunks/, not copied. On failure it stays where it
+ * was. */
+int mfs_store_chunk_adopt(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
+			  const char *path, uint64_t len, struct mfs_err *err);
+
 /* Opens the resident chunk for reading, verified: if its file's stamp differs
  * from the one recorded at commit (written since, replaced, truncated), the
  * bytes are hashed again; a mismatch quarantines the file, records an

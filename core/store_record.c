@@ -236,8 +236,11 @@ static int insert_record(sqlite3 *db, json_t *r, const char *record_name, bool c
 	}
 	int64_t aid = sqlite3_column_int64(st, 0);
 
+	/* A hub-checksum file's chunk digests were taken from bytes whose
+	 * whole-file SHA-256 had just matched: it is verified from the start. */
 	if (sqlite3_prepare_v2(db, "INSERT INTO files(endpoint, org, name, commit_id, path, size, sha256,"
-				   " chunk_size, n_chunks, trust, id) VALUES(?,?,?,?,?,?,?,?,?,?,nullif(?,0))"
+				   " chunk_size, n_chunks, trust, id, verified)"
+				   " VALUES(?,?,?,?,?,?,?,?,?,?,nullif(?,0),?10 = 'hub')"
 				   " ON CONFLICT(org, name, commit_id, path) DO UPDATE SET size = size"
 				   " RETURNING id", -1, &fst, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO chunks(file_id, idx, digest) VALUES(?,?,?)",

@@ -489,6 +489,21 @@ static void test_gc(void **state)
 	make_old_file(tmp_new, 10, 0);
 	make_old_file(part_old, 10, 2 * 86400);
 	make_old_file(part_new, 10, 3600);
+	/* hub downloads staged in directories: one abandoned, one recent */
+	char st_old[PATH_MAX], st_new[PATH_MAX], st_file[PATH_MAX + 16];
+	snprintf(st_old, sizeof(st_old), "%s/partial/aaaa", fx->dir);
+	snprintf(st_new, sizeof(st_new), "%s/partial/bbbb", fx->dir);
+	assert_int_equal(mkdir(st_old, 0700), 0);
+	assert_int_equal(mkdir(st_new, 0700), 0);
+	snprintf(st_file, sizeof(st_file), "%s/00000000", st_old);
+	make_old_file(st_file, 10, 2 * 86400);
+	snprintf(st_file, sizeof(st_file), "%s/00000000", st_new);
+	make_old_file(st_file, 10, 2 * 86400);
+	struct timeval tv[2];
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec -= 2 * 86400;
+	tv[1] = tv[0];
+	assert_int_equal(utimes(st_old, tv), 0);
 
 	/* no quota: only the stale things go */
 	uint64_t freed = 0;
@@ -502,7 +517,9 @@ static void test_gc(void **state)
 	assert_int_equal(access(tmp_new, F_OK), 0);
 	assert_int_not_equal(access(part_old, F_OK), 0);
 	assert_int_equal(access(part_new, F_OK), 0);
-	assert_true(freed == CS + 100 + 10 + 10);
+	assert_int_not_equal(access(st_old, F_OK), 0);
+	assert_int_equal(access(st_file, F_OK), 0);
+	assert_true(freed == CS + 100 + 10 + 10 + 10);
 	assert_int_equal(resident_chunks(fx->s, &a), NCH);
 	assert_int_equal(resident_chunks(fx->s, &b), NCH);
 	assert_int_equal(sql_int(fx->s, "SELECT count(*) FROM evictions WHERE artifact IS NULL"
