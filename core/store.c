@@ -195,12 +195,29 @@ static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 		return rc;
 	}
 	sqlite3_busy_timeout(s->db, 10000);
+	/* Several processes may create a new index at once: switching it to
+	 * WAL or creating the tables can then answer "locked" (or an I/O error
+	 * while another connection sets the WAL up) without waiting, which is
+	 * a reason to try again, never to take the index for corrupt. */
+	int code = SQLITE_OK;
 	char *msg = NULL;
-	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-			 NULL, NULL, &msg) != SQLITE_OK ||
-	    sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-		rc = MFS_ERR(err, -EIO, MFS_ERR_SQLITE, "index '%s' is unusable: %s", path,
-			     msg ? msg : "?");
+	for (int attempt = 0; attempt < 100; attempt++) {
+		sqlite3_free(msg);
+		msg = NULL;
+		code = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+				    NULL, NULL, &msg);
+		if (code == SQLITE_OK)
+			code = sqlite3_exec(s->db, schema, NULL, NULL, &msg);
+		if ((code & 0xff) != SQLITE_BUSY && (code & 0xff) != SQLITE_LOCKED &&
+		    (code & 0xff) != SQLITE_IOERR)
+			break;
+		usleep(20000 + (useconds_t)(rand() % 30000));
+	}
+	if (code != SQLITE_OK) {
+		bool corrupt = code == SQLITE_CORRUPT || code == SQLITE_NOTADB;
+		rc = MFS_ERR(err, corrupt ? -EBADMSG : code == SQLITE_FULL ? -ENOSPC : -EIO,
+			     MFS_ERR_SQLITE, "index '%s' is %s: %s", path,
+			     corrupt ? "corrupt" : "unusable", msg ? msg : "?");
 		sqlite3_free(msg);
 		sqlite3_close(s->db);
 		s->db = NULL;
@@ -211,8 +228,11 @@ static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW ||
 	    strcmp((const char *)sqlite3_column_text(st, 0), "ok")) {
+		int c = sqlite3_errcode(s->db);
+		bool corrupt = c == SQLITE_ROW || c == SQLITE_CORRUPT || c == SQLITE_NOTADB;
 		sqlite3_finalize(st);
-		rc = MFS_ERR(err, -EIO, MFS_ERR_SQLITE, "index '%s' is corrupt", path);
+		rc = MFS_ERR(err, corrupt ? -EBADMSG : -EIO, MFS_ERR_SQLITE, "index '%s' is %s: %s",
+			     path, corrupt ? "corrupt" : "unusable", sqlite3_errmsg(s->db));
 		sqlite3_close(s->db);
 		s->db = NULL;
 		return rc;
@@ -251,10 +271,12 @@ static int open_index(struct mfs_store *s, struct mfs_err *err)
 	bool fresh = false;
 	struct mfs_err e2 = { 0 };
 	int rc = open_db(s, &fresh, &e2);
-	if (rc == -EIO && e2.kind == MFS_ERR_SQLITE) {
+	if (rc == -EBADMSG) { /* corrupt, not merely busy: set aside, start again */
 		mfs_log_warning("%s; rebuilding it from records and chunks", e2.msg);
 		set_index_aside(s);
 		rc = open_db(s, &fresh, err);
+		if (rc == -EBADMSG)
+			rc = -EIO;
 	} else if (rc && err) {
 		*err = e2;
 	}

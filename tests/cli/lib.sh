@@ -160,6 +160,14 @@ keygen() {
 	[ ${#KEY_ID} -eq 16 ] || die "keygen printed no key id"
 }
 
+# make_gguf_repo ORG/NAME FILE [mfs-gen args]
+make_gguf_repo() {
+	local repo=$1 file=$2
+	shift 2
+	mkdir -p "$REPO/$repo"
+	"$MFS_GEN" gguf "$REPO/$repo/$file" "$@" >/dev/null || die "mfs-gen failed for $repo/$file"
+}
+
 # publish ORG/NAME [publish args]
 publish() {
 	local repo=$1
