@@ -1,7 +1,8 @@
 /*
  * fs_maint.h - a mount's housekeeping thread.
  *
- * Once a second, without blocking any request:
+ * First, it raises the kernel's read-ahead for the mount to 1 MiB (root only).
+ * Then once a second, without blocking any request:
  *   - if the store's index.db was deleted or replaced while mounted, opens
  *     the new one (built from the records when it is new), writes this
  *     mount's pin rows and mount registration again and re-reads the tree;
