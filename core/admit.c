@@ -25,6 +25,7 @@
 
 #include "gguf.h"
 #include "hub_stage.h"
+#include "inventory.h"
 #include "log.h"
 #include "manifest.h"
 #include "pin.h"
@@ -268,8 +269,93 @@ static int select_files(struct admission *a, struct mfs_err *err)
 
 /* --- hub mode: whole files, verified before anything is kept -------------- */
 
+/* The same file of the same commit already installed and verified (an
+ * `add` run again): its chunk digests are known, so only its missing chunks
+ * are fetched, each verified against its digest. 1 if it was, 0 if there is
+ * no such file, or an error. */
+static int hub_reuse_installed(struct admission *a, struct afile *af, struct mfs_err *err)
+{
+	struct mfs_file *f = &af->f;
+	int64_t id = mfs_store_file_id(a->s, a->ref.org, a->ref.repo, a->commit, f->path);
+	struct mfs_file have;
+	if (!a->c || id <= 0 || !mfs_inv_file_verified(a->s, id) ||
+	    mfs_store_file_load(a->s, id, &have, NULL))
+		return 0;
+	int rc = 0;
+	if (have.size != f->size || have.chunk_size != f->chunk_size ||
+	    have.n_chunks != f->n_chunks || (!af->git_oid && strcmp(have.sha256, f->sha256))) {
+		mfs_file_release(&have);
+		return 0;
+	}
+	if (!(rc = mfs_cache_fetch(a->c, &have, 0, have.n_chunks, err))) {
+		memcpy(f->sha256, have.sha256, sizeof(f->sha256));
+		f->chunks = have.chunks;
+		have.chunks = NULL;
+		rc = 1;
+	}
+	mfs_file_release(&have);
+	return rc;
+}
+
+/* An earlier add of this artifact that wrote its record and was killed
+ * before its rows committed: the record holds the file's chunk digests,
+ * taken from bytes whose whole-file SHA-256 had matched. 1 if they were
+ * used (and the missing chunks fetched against them), 0 if there is no
+ * such record, or an error. */
+static int hub_reuse_record(struct admission *a, struct afile *af, struct mfs_err *err)
+{
+	struct mfs_file *f = &af->f;
+	char *canonical = mfs_canonical_ref(a->ref.org, a->ref.repo, a->commit, a->sel.primary);
+	json_t *r = canonical && a->c ? mfs_store_record_find(a->s, canonical) : NULL;
+	free(canonical);
+	const char *trust = json_string_value(json_object_get(r, "trust"));
+	const char *commit = json_string_value(json_object_get(r, "commit"));
+	json_t *fj = NULL, *v;
+	size_t i;
+	json_array_foreach(json_object_get(r, "files"), i, v) {
+		const char *p = json_string_value(json_object_get(v, "path"));
+		if (p && !strcmp(p, f->path))
+			fj = v;
+	}
+	json_t *chunks = json_object_get(fj, "chunks");
+	const char *sha = json_string_value(json_object_get(fj, "sha256"));
+	if (!fj || !trust || strcmp(trust, "hub") || !commit || strcmp(commit, a->commit) || !sha ||
+	    strlen(sha) != MFS_SHA256_HEX - 1 || (!af->git_oid && strcmp(sha, f->sha256)) ||
+	    (uint64_t)json_integer_value(json_object_get(fj, "size")) != f->size ||
+	    (uint64_t)json_integer_value(json_object_get(fj, "chunk_size")) != f->chunk_size ||
+	    json_array_size(chunks) != f->n_chunks) {
+		json_decref(r);
+		return 0;
+	}
+	uint8_t (*dg)[MFS_SHA256_LEN] = calloc(f->n_chunks ? f->n_chunks : 1, MFS_SHA256_LEN);
+	bool ok = dg != NULL;
+	json_array_foreach(chunks, i, v)
+		ok = ok && json_string_value(v) &&
+		     !mfs_hex_decode(json_string_value(v), dg[i], MFS_SHA256_LEN);
+	if (!ok) {
+		free(dg);
+		json_decref(r);
+		return 0;
+	}
+	memcpy(f->sha256, sha, MFS_SHA256_HEX);
+	json_decref(r);
+	f->chunks = dg;
+	int rc = mfs_cache_fetch(a->c, f, 0, f->n_chunks, err);
+	if (rc) {
+		free(dg);
+		f->chunks = NULL;
+		return rc;
+	}
+	return 1;
+}
+
 static int hub_fetch_file(struct admission *a, struct afile *af, struct mfs_err *err)
 {
+	int rc = hub_reuse_installed(a, af, err);
+	if (!rc)
+		rc = hub_reuse_record(a, af, err);
+	if (rc)
+		return rc < 0 ? rc : 0;
 	return mfs_hub_stage_file(a->s, a->repo, a->repo_name, a->commit, &af->f, af->git_oid,
 				  a->opts->progress, a->opts->progress_ctx, err);
 }

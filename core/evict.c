@@ -292,6 +292,8 @@ struct evict_job {
 	const char *reason;
 	int64_t busy_check;       /* > 0: refuse (-EBUSY) if this artifact is active */
 	int (*extra)(sqlite3 *db, int64_t arg, struct mfs_err *err); /* before COMMIT */
+	const char *aside_from, *aside_to; /* renamed after extra, before COMMIT,
+					    * put back if the commit fails */
 };
 
 /* Fails with -EBUSY (kind BUSY) or -ENOENT if artifact id is active or gone.
@@ -426,10 +428,16 @@ static int evict_once(struct mfs_store *s, const struct evict_job *job, uint64_t
 	}
 	if (!rc && job->extra)
 		rc = job->extra(db, job->arg, err);
+	bool aside = false;
+	if (!rc && job->aside_from && rename(job->aside_from, job->aside_to) == 0)
+		aside = true;
 	if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		rc = sql_err(err, db, "cannot commit an eviction");
-	if (rc)
+	if (rc) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		if (aside)
+			rename(job->aside_to, job->aside_from);
+	}
 	mfs_store_unlock(s);
 	if (!rc) {
 		unlink_unindexed(s, v, done);
@@ -628,13 +636,25 @@ int mfs_evict_remove(struct mfs_store *s, int64_t artifact_id, struct mfs_err *e
 		if (rc || seen < BATCH)
 			break;
 	}
-	job.extra = delete_rows;
-	if (!rc)
-		rc = evict_once(s, &job, NULL, NULL, err);
 	if (rc)
 		return rc;
-	if (record[0] && unlink(record) && errno != ENOENT)
-		mfs_log_warning("cannot remove the record '%s': %s", record, strerror(errno));
+	/* The record goes aside inside the transaction that deletes the rows,
+	 * so no moment leaves a record without rows that a rebuild would
+	 * install again; a crash before the commit leaves the rows and an
+	 * aside record, which the next open of the store puts back (under the
+	 * write lock, so never while this transaction is open). */
+	char aside[PATH_MAX + 16] = "";
+	if (record[0]) {
+		snprintf(aside, sizeof(aside), "%s" MFS_RECORD_ASIDE, record);
+		job.aside_from = record;
+		job.aside_to = aside;
+	}
+	job.extra = delete_rows;
+	rc = evict_once(s, &job, NULL, NULL, err);
+	if (rc)
+		return rc;
+	if (aside[0] && unlink(aside) && errno != ENOENT)
+		mfs_log_warning("cannot remove the record '%s': %s", aside, strerror(errno));
 	return 0;
 }
 

@@ -347,6 +347,7 @@ int mfs_store_open(const char *dir, struct mfs_store **out, struct mfs_err *err)
 		return rc;
 	}
 	clean_tmp(s);
+	mfs_store_records_settle(s);
 	*out = s;
 	return 0;
 }

@@ -428,6 +428,63 @@ int mfs_store_record_load(struct mfs_store *s, int64_t artifact_id, json_t **out
 	return 0;
 }
 
+json_t *mfs_store_record_find(struct mfs_store *s, const char *canonical_ref)
+{
+	char name[MFS_SHA256_HEX + 5], path[PATH_MAX];
+	record_name(canonical_ref, name);
+	snprintf(path, sizeof(path), "%s/records/%s", mfs_store_dir(s), name);
+	if (access(path, F_OK))
+		return NULL;
+	json_t *r = load_json_file(path, NULL);
+	const char *ref = r ? jstr(r, "canonical_ref") : NULL;
+	if (!r || check_record(r, NULL) || !ref || strcmp(ref, canonical_ref)) {
+		json_decref(r);
+		return NULL;
+	}
+	return r;
+}
+
+void mfs_store_records_settle(struct mfs_store *s)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/records", mfs_store_dir(s));
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t sfx = strlen(MFS_RECORD_ASIDE);
+	while (d && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n != 69 + sfx || strcmp(de->d_name + 69, MFS_RECORD_ASIDE))
+			continue;
+		char name[70], from[PATH_MAX + 80], to[PATH_MAX + 80];
+		snprintf(name, sizeof(name), "%.69s", de->d_name);
+		snprintf(from, sizeof(from), "%s/%s", dir, de->d_name);
+		snprintf(to, sizeof(to), "%s/%s", dir, name);
+		/* Under the write lock: an `rm` sets its record aside inside its
+		 * transaction, so one that is running holds it until it commits. */
+		sqlite3_stmt *st;
+		sqlite3 *db = mfs_store_lock(s);
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+			mfs_store_unlock(s);
+			continue;
+		}
+		int r = SQLITE_ERROR;
+		if (sqlite3_prepare_v2(db, "SELECT 1 FROM artifacts WHERE record = ?", -1, &st, NULL) ==
+		    SQLITE_OK) {
+			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+			r = sqlite3_step(st);
+			sqlite3_finalize(st);
+		}
+		/* On doubt (an error), leave it for a later open. */
+		int done = r == SQLITE_ROW ? rename(from, to) : r == SQLITE_DONE ? unlink(from) : 0;
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		mfs_store_unlock(s);
+		if (done)
+			mfs_log_warning("cannot settle the record '%s': %s", from, strerror(errno));
+	}
+	if (d)
+		closedir(d);
+}
+
 /* What the user set that is not in a record survives in small files beside
  * them: the quota in quota.json, a user pin as records/<record>.pinned. */
 static void restore_settings_locked(struct mfs_store *s, sqlite3 *db)

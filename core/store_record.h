@@ -45,6 +45,19 @@ int mfs_store_write_file(struct mfs_store *s, const char *sub, const char *name,
 int mfs_store_record_load(struct mfs_store *s, int64_t artifact_id, json_t **out,
 			  struct mfs_err *err);
 
+/* The record of canonical_ref if records/ has a valid one (whether or not
+ * the index has its rows), else NULL. Caller decrefs. */
+json_t *mfs_store_record_find(struct mfs_store *s, const char *canonical_ref);
+
+/* A record being removed (`rm`) is renamed to <name>.json MFS_RECORD_ASIDE
+ * before its rows are deleted; a rebuild ignores such files. */
+#define MFS_RECORD_ASIDE ".removing"
+
+/* Settles records a crash left aside: put back if the index still has the
+ * artifact (the removal did not commit), deleted if not. At store open,
+ * under the write lock (which a running removal holds until it commits). */
+void mfs_store_records_settle(struct mfs_store *s);
+
 /* The rebuild of mfs_store_rebuild, for the store itself (db locked). With
  * force false it does nothing if the index is already marked built. */
 struct sqlite3;

@@ -865,6 +865,9 @@ for cmd in evict rm gc; do
 		*) fail "$what: $cmd failed: $(cat "$WORK/cmd.err")" ;;
 		esac
 		W=$(next_window "$W" "$T3")
+		# An rm sets its record aside inside its last transaction; killed
+		# before the commit, the next open of the store puts it back.
+		[ "$cmd" = rm ] && mfs status >/dev/null 2>&1
 		check_store "$what" --snap "$SNAP/index.db" --reasons "$reasons" --known "$WORK/known.json"
 		if [ "$RC" = 137 ] && [ "$F_EVICTED" -gt 0 ] && [ "${#F_REMOVED[@]}" = 0 ]; then
 			partway=$((partway + 1))
@@ -927,11 +930,15 @@ EOF
 	expect_ok mfs "${args[@]}" || fail "evict after the kill at its 300th unlink failed"
 
 	# rm killed between the transaction that removed the rows and the unlink
-	# of the record: the artifact must not come back with the next rebuild.
+	# of the record (set aside as <record>.removing before that transaction):
+	# the artifact must not come back with the next rebuild.
 	restore
-	traced -P "$STORE/records/$REC_A" -e trace=unlink,unlinkat -e inject=unlink,unlinkat:signal=KILL \
-		"$MODELFS" rm "$A_REF"
+	traced -P "$STORE/records/$REC_A.removing" -e trace=unlink,unlinkat \
+		-e inject=unlink,unlinkat:signal=KILL "$MODELFS" rm "$A_REF"
 	[ "$RC" = 137 ] || fail "rm under strace was not killed at the record's unlink (exit $RC)"
+	mfs status >/dev/null 2>&1 # the next open settles the record set aside
+	[ ! -e "$STORE/records/$REC_A.removing" ] || fail "the record set aside by the killed rm was not settled"
+	[ ! -e "$STORE/records/$REC_A" ] || fail "the record of the removed acme/a was put back"
 	check_store "rm killed at the unlink of its record" --snap "$SNAP/index.db" --reasons manual \
 		--known "$WORK/known.json"
 	rm -f "$STORE"/index.db*
