@@ -16,6 +16,11 @@
 #   check_log [ALLOW-REGEX]          fail on "error" lines in the daemon log
 #   sha_of FILE / published_sha ORG/NAME PATH
 #   chunks_consistent                every chunk file hashes to its name
+#   drop_caches                      the kernel's page cache dropped
+#   pyread FILE|fd:N                 "sha256 HEX" of all its bytes read through
+#                                    the daemon, or "errno N open|read"
+#   sampler_start / sampler_stop LABEL   usage never over the stored quota
+#                                    while it ran (polled every 5 ms)
 set -u
 
 : "${MODELFS:?MODELFS must name the modelfs binary}"
@@ -214,4 +219,82 @@ for k, n in s["ranges"].items():
         for _ in range(n):
             print(path, rng)
 PYEOF
+}
+
+# ---- reading through the daemon, and watching the quota --------------------
+
+# Drops the kernel's caches (so reads reach the daemon and chunk files the disk).
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+}
+
+# pyread FILE|fd:N - "sha256 HEX" when the whole file reads, else "errno N
+# open|read". The file's cached pages are dropped first, so the bytes come
+# from the daemon and not from the kernel's page cache. fd:N reads an
+# inherited descriptor (no new open, so no new pin).
+pyread() {
+	python3 - "$1" <<'EOF'
+import hashlib, os, sys
+arg = sys.argv[1]
+try:
+    fd = int(arg[3:]) if arg.startswith("fd:") else os.open(arg, os.O_RDONLY)
+except OSError as e:
+    print("errno", e.errno, "open")
+    sys.exit(0)
+try:
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    h, off = hashlib.sha256(), 0
+    while True:
+        b = os.pread(fd, 1 << 20, off)
+        if not b:
+            break
+        h.update(b)
+        off += len(b)
+    print("sha256", h.hexdigest())
+except OSError as e:
+    print("errno", e.errno, "read")
+EOF
+}
+
+# The sampler polls the index (one read transaction per sample) and records
+# every moment the resident usage was over the stored quota.
+SAMPLER=""
+sampler_start() {
+	rm -f "$WORK/sampler.stop" "$WORK/sampler.out"
+	cat >"$WORK/sampler.py" <<'EOF'
+import os, sqlite3, sys, time
+db, stop, out = sys.argv[1:4]
+con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+worst, n, over = 0, 0, []
+while not os.path.exists(stop):
+    try:
+        u, qb = con.execute("SELECT (SELECT coalesce(sum(size), 0) FROM resident),"
+                            " (SELECT coalesce((SELECT value FROM meta WHERE key = 'quota_bytes'), 0))").fetchone()
+    except sqlite3.Error:
+        time.sleep(0.01)
+        continue
+    n += 1
+    if qb > 0 and u > qb:
+        over.append("%.3f usage %d quota %d" % (time.time(), u, qb))
+        worst = max(worst, u - qb)
+    time.sleep(0.005)
+with open(out, "w") as f:
+    f.write("samples %d over %d worst %d\n" % (n, len(over), worst))
+    for line in over[:20]:
+        f.write(line + "\n")
+EOF
+	python3 "$WORK/sampler.py" "$STORE/index.db" "$WORK/sampler.stop" "$WORK/sampler.out" &
+	SAMPLER=$!
+	PIDS+=("$SAMPLER")
+}
+sampler_stop() {
+	touch "$WORK/sampler.stop"
+	wait "$SAMPLER" 2>/dev/null
+	SAMPLER=""
+	read -r _ n _ over _ worst <"$WORK/sampler.out" || { fail "$1: the sampler left no result"; return; }
+	echo "$1: $n samples of the usage"
+	[ "$n" -gt 0 ] || fail "$1: the sampler never read the index"
+	[ "$over" -eq 0 ] || fail "$1: the usage was over the quota in $over of $n samples" \
+		"(worst by $worst bytes): $(tail -n +2 "$WORK/sampler.out" | head -5 | tr '\n' ';')"
 }

@@ -86,34 +86,7 @@ counter() { q "SELECT coalesce((SELECT value FROM counters WHERE name = '$1'), 0
 file_stamp() { stat -c '%i %.9Z' "$1" | tr -d .; }
 row_stamp() { q "SELECT ino || ' ' || ctime_ns FROM resident WHERE digest = X'$1'"; }
 
-drop_caches() {
-	sync
-	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
-}
 
-# pyread FILE|fd:N - "sha256 HEX" when the whole file reads, else "errno N".
-# The file's cached pages are dropped first (fadvise), so the bytes come from
-# the daemon and not from the kernel's page cache. fd:N reads an inherited
-# descriptor: the same open file, no new open.
-pyread() {
-	python3 - "$1" <<'EOF'
-import hashlib, os, sys
-arg = sys.argv[1]
-try:
-    fd = int(arg[3:]) if arg.startswith("fd:") else os.open(arg, os.O_RDONLY)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    h, off = hashlib.sha256(), 0
-    while True:
-        b = os.pread(fd, 1 << 20, off)
-        if not b:
-            break
-        h.update(b)
-        off += len(b)
-    print("sha256", h.hexdigest())
-except OSError as e:
-    print("errno", e.errno, e.strerror)
-EOF
-}
 
 # fetched_exactly LABEL [N...]: since the last hub reset the CDN served
 # exactly the bytes of chunks N... of $FILE, each byte once (none: nothing).

@@ -44,33 +44,6 @@ for r in a b c e; do
 done
 WANT[d]=$(published_sha org/d D-Q4_K_M.gguf)
 
-# pyread FILE|fd:N - "sha256 HEX" when the whole file reads, else "errno N
-# open|read". The file's cached pages are dropped first, so the bytes come
-# from the daemon and not from the kernel's page cache. fd:N reads an
-# inherited descriptor (no new open, so no new pin).
-pyread() {
-	python3 - "$1" <<'EOF'
-import hashlib, os, sys
-arg = sys.argv[1]
-try:
-    fd = int(arg[3:]) if arg.startswith("fd:") else os.open(arg, os.O_RDONLY)
-except OSError as e:
-    print("errno", e.errno, "open")
-    sys.exit(0)
-try:
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    h, off = hashlib.sha256(), 0
-    while True:
-        b = os.pread(fd, 1 << 20, off)
-        if not b:
-            break
-        h.update(b)
-        off += len(b)
-    print("sha256", h.hexdigest())
-except OSError as e:
-    print("errno", e.errno, "read")
-EOF
-}
 
 # expect_bytes LABEL r FILE|fd:N: the whole file reads, with the published bytes.
 expect_bytes() {

@@ -41,32 +41,7 @@ q() {
 	sqlite3 "$STORE/index.db" "$1"
 }
 
-drop_caches() {
-	sync
-	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
-}
 
-# pyread FILE|fd:N - "sha256 HEX" of the whole file read through the
-# daemon (the kernel's cached pages dropped first), else "errno N ...".
-pyread() {
-	python3 - "$1" <<'EOF'
-import hashlib, os, sys
-arg = sys.argv[1]
-try:
-    fd = int(arg[3:]) if arg.startswith("fd:") else os.open(arg, os.O_RDONLY)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    h, off = hashlib.sha256(), 0
-    while True:
-        b = os.pread(fd, 1 << 20, off)
-        if not b:
-            break
-        h.update(b)
-        off += len(b)
-    print("sha256", h.hexdigest())
-except OSError as e:
-    print("errno", e.errno, e.strerror)
-EOF
-}
 
 # read_all LABEL: every file under the mount reads with its published sha256.
 read_all() {

@@ -102,47 +102,6 @@ evidence_of() {
 	q "SELECT count(*) FROM evictions WHERE id > $EV0 AND (artifact = '${REF[$1]}' OR digest IN ($list))"
 }
 
-# The sampler polls the index (one read transaction per sample) and records
-# every moment the resident usage was over the stored quota.
-cat >"$WORK/sampler.py" <<'EOF'
-import os, sqlite3, sys, time
-db, stop, out = sys.argv[1:4]
-con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
-worst, n, over = 0, 0, []
-while not os.path.exists(stop):
-    try:
-        u, qb = con.execute("SELECT (SELECT coalesce(sum(size), 0) FROM resident),"
-                            " (SELECT coalesce((SELECT value FROM meta WHERE key = 'quota_bytes'), 0))").fetchone()
-    except sqlite3.Error:
-        time.sleep(0.01)
-        continue
-    n += 1
-    if qb > 0 and u > qb:
-        over.append("%.3f usage %d quota %d" % (time.time(), u, qb))
-        worst = max(worst, u - qb)
-    time.sleep(0.005)
-with open(out, "w") as f:
-    f.write("samples %d over %d worst %d\n" % (n, len(over), worst))
-    for line in over[:20]:
-        f.write(line + "\n")
-EOF
-SAMPLER=""
-sampler_start() {
-	rm -f "$WORK/sampler.stop" "$WORK/sampler.out"
-	python3 "$WORK/sampler.py" "$STORE/index.db" "$WORK/sampler.stop" "$WORK/sampler.out" &
-	SAMPLER=$!
-	PIDS+=("$SAMPLER")
-}
-sampler_stop() {
-	touch "$WORK/sampler.stop"
-	wait "$SAMPLER" 2>/dev/null
-	SAMPLER=""
-	read -r _ n _ over _ worst <"$WORK/sampler.out" || { fail "$1: the sampler left no result"; return; }
-	echo "$1: $n samples of the usage"
-	[ "$n" -gt 0 ] || fail "$1: the sampler never read the index"
-	[ "$over" -eq 0 ] || fail "$1: the usage was over the quota in $over of $n samples" \
-		"(worst by $worst bytes): $(tail -n +2 "$WORK/sampler.out" | head -5 | tr '\n' ';')"
-}
 
 mount_fg "$MNT" -o quota=8M
 for m in "${models[@]}"; do
