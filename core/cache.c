@@ -349,13 +349,18 @@ ssize_t mfs_cache_read(struct mfs_cache *c, const struct mfs_file *f, uint64_t o
 		len = (size_t)(f->size - off);
 	uint32_t first = (uint32_t)(off / f->chunk_size);
 	uint32_t last = (uint32_t)((off + len - 1) / f->chunk_size);
-	int rc = mfs_cache_fetch(c, f, first, last - first + 1, err);
-	if (rc)
-		return rc;
 	size_t done = 0;
+	int rc = 0;
 	for (uint32_t i = first; i <= last; i++) {
+		/* The common case, a resident chunk, costs one lookup; a miss
+		 * fetches the rest of the range in one parallel job. */
 		int fd;
-		rc = open_chunk(c, f, i, &fd, err);
+		rc = mfs_store_chunk_open(c->store, f->chunks[i], mfs_file_chunk_len(f, i), &fd, err);
+		if (rc == -ENOENT || rc == -EBADMSG) {
+			if ((rc = mfs_cache_fetch(c, f, i, last - i + 1, err)))
+				return rc;
+			rc = open_chunk(c, f, i, &fd, err);
+		}
 		if (rc)
 			return rc;
 		uint64_t cstart = (uint64_t)i * f->chunk_size;

@@ -37,6 +37,7 @@
 #include "store_record.h"
 
 #define TOUCH_BATCH 256
+#define STMT_CACHE 8
 
 struct mfs_store {
 	char *dir;
@@ -45,9 +46,46 @@ struct mfs_store {
 	uint8_t touched[TOUCH_BATCH][MFS_SHA256_LEN]; /* lock: pending LRU updates */
 	unsigned n_touched;        /* lock */
 	time_t touch_flushed;      /* lock */
+	struct {                   /* lock: prepared statements of the read path, */
+		const char *sql;   /* by the address of their SQL constant */
+		sqlite3_stmt *st;
+	} stmts[STMT_CACHE];
 	dev_t index_dev;           /* lock: the index file the connection has open */
 	ino_t index_ino;           /* lock */
 };
+
+/* The prepared statement for sql, a string constant (cached by address):
+ * the caller binds, steps and must sqlite3_reset it before unlocking, so no
+ * read transaction stays open. Locked. NULL if it cannot be prepared. */
+static sqlite3_stmt *cached_stmt(struct mfs_store *s, const char *sql)
+{
+	for (int i = 0; i < STMT_CACHE; i++) {
+		if (s->stmts[i].sql == sql) {
+			sqlite3_clear_bindings(s->stmts[i].st);
+			return s->stmts[i].st;
+		}
+		if (!s->stmts[i].sql) {
+			if (sqlite3_prepare_v2(s->db, sql, -1, &s->stmts[i].st, NULL) != SQLITE_OK) {
+				sqlite3_finalize(s->stmts[i].st);
+				s->stmts[i].st = NULL;
+				return NULL;
+			}
+			s->stmts[i].sql = sql;
+			return s->stmts[i].st;
+		}
+	}
+	return NULL; /* full: a programming error, seen at once in tests */
+}
+
+/* Before the connection closes. Locked. */
+static void drop_stmts(struct mfs_store *s)
+{
+	for (int i = 0; i < STMT_CACHE; i++) {
+		sqlite3_finalize(s->stmts[i].st);
+		s->stmts[i].st = NULL;
+		s->stmts[i].sql = NULL;
+	}
+}
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER);"
@@ -304,6 +342,7 @@ int mfs_store_recheck(struct mfs_store *s, bool *reopened, struct mfs_err *err)
 	}
 	mfs_log_warning("the index '%s' was %s while in use: opening it again", path,
 			gone ? "deleted" : "replaced");
+	drop_stmts(s);
 	sqlite3 *old = s->db;
 	s->db = NULL;
 	s->n_touched = 0; /* LRU updates meant for the old index */
@@ -361,6 +400,7 @@ void mfs_store_close(struct mfs_store *s)
 	if (s->db) {
 		pthread_mutex_lock(&s->lock);
 		flush_touches(s);
+		drop_stmts(s);
 		pthread_mutex_unlock(&s->lock);
 		sqlite3_close(s->db);
 	}
@@ -763,17 +803,18 @@ int mfs_store_chunk_adopt(struct mfs_store *s, const uint8_t digest[MFS_SHA256_L
 	return commit_retrying(s, digest, path, final, len, err);
 }
 
+static const char sql_is_resident[] = "SELECT 1 FROM resident WHERE digest = ?";
+
 bool mfs_store_chunk_resident(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN])
 {
-	sqlite3_stmt *st;
 	bool yes = false;
-	sqlite3 *db = mfs_store_lock(s);
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM resident WHERE digest = ?", -1, &st, NULL) ==
-	    SQLITE_OK) {
+	mfs_store_lock(s);
+	sqlite3_stmt *st = cached_stmt(s, sql_is_resident);
+	if (st) {
 		sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
 		yes = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
 	mfs_store_unlock(s);
 	return yes;
 }
@@ -913,11 +954,11 @@ static int hash_fd(int fd, uint64_t len, uint8_t out[MFS_SHA256_LEN])
 static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN], uint64_t len,
 		      bool force, int *fdp, struct mfs_err *err)
 {
-	sqlite3_stmt *st;
+	static const char sql[] = "SELECT size, ino, ctime_ns FROM resident WHERE digest = ?";
 	int64_t ino = -1, ctime_ns = -1, size = -1;
-	sqlite3 *db = mfs_store_lock(s);
-	if (sqlite3_prepare_v2(db, "SELECT size, ino, ctime_ns FROM resident WHERE digest = ?",
-			       -1, &st, NULL) == SQLITE_OK) {
+	mfs_store_lock(s);
+	sqlite3_stmt *st = cached_stmt(s, sql);
+	if (st) {
 		sqlite3_bind_blob(st, 1, digest, MFS_SHA256_LEN, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			size = sqlite3_column_int64(st, 0);
@@ -925,8 +966,8 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 			ctime_ns = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1
 									    : sqlite3_column_int64(st, 2);
 		}
+		sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
 	mfs_store_unlock(s);
 	if (size < 0)
 		return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND, "chunk not resident");
@@ -977,12 +1018,12 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 int mfs_store_file_resident(struct mfs_store *s, int64_t file_id, uint64_t *bytes,
 			    uint32_t *chunks)
 {
-	sqlite3_stmt *st;
+	static const char sql[] = "SELECT count(r.digest), coalesce(sum(r.size), 0) FROM chunks c"
+				  " JOIN resident r ON r.digest = c.digest WHERE c.file_id = ?";
 	int rc = -EIO;
-	sqlite3 *db = mfs_store_lock(s);
-	if (sqlite3_prepare_v2(db, "SELECT count(r.digest), coalesce(sum(r.size), 0) FROM chunks c"
-				   " JOIN resident r ON r.digest = c.digest WHERE c.file_id = ?",
-			       -1, &st, NULL) == SQLITE_OK) {
+	mfs_store_lock(s);
+	sqlite3_stmt *st = cached_stmt(s, sql);
+	if (st) {
 		sqlite3_bind_int64(st, 1, file_id);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			if (chunks)
@@ -991,8 +1032,8 @@ int mfs_store_file_resident(struct mfs_store *s, int64_t file_id, uint64_t *byte
 				*bytes = (uint64_t)sqlite3_column_int64(st, 1);
 			rc = 0;
 		}
+		sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
 	mfs_store_unlock(s);
 	return rc;
 }
