@@ -17,6 +17,7 @@
 #include "cache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,6 +366,10 @@ ssize_t mfs_cache_read(struct mfs_cache *c, const struct mfs_file *f, uint64_t o
 			return rc;
 		uint64_t cstart = (uint64_t)i * f->chunk_size;
 		uint64_t from = off + done - cstart;
+		/* A read from the start of a chunk: have the kernel read the
+		 * rest of its file from disk while this part is served. */
+		if (from == 0)
+			posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 		size_t want = (size_t)(mfs_file_chunk_len(f, i) - from);
 		if (want > len - done)
 			want = len - done;

@@ -4,13 +4,12 @@
 #include "fs_maint.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 
 #include "evict.h"
@@ -28,23 +27,48 @@ struct mfs_maint {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;               /* lock */
-	bool tuned;              /* read-ahead set (or tried) */
 };
+
+/* Undoes the octal escapes of /proc/self/mountinfo ("\040" for a space). */
+static void unescape(char *p)
+{
+	char *q = p;
+	while (*p) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+		    p[3] >= '0' && p[3] <= '7') {
+			*q++ = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
+			p += 4;
+		} else {
+			*q++ = *p++;
+		}
+	}
+	*q = '\0';
+}
 
 /* Raises the kernel's read-ahead for this mount (its backing device info,
  * named by the mount's device number), so sequential reads arrive as 1 MiB
- * requests instead of 128 KiB ones. Only root may; otherwise it stays. Done
- * from this thread because the stat of the mount point is served by the
- * mount itself. */
+ * requests instead of 128 KiB ones. The device number comes from
+ * /proc/self/mountinfo, not from a stat of the mount point, which the mount
+ * itself would have to answer. Only root may; otherwise it stays. */
 static void tune_read_ahead(struct mfs_maint *m)
 {
-	struct stat st;
-	char path[96];
-	m->tuned = true;
-	if (stat(m->mountpoint, &st))
+	char line[4096], dev[32] = "", path[96];
+	FILE *mi = fopen("/proc/self/mountinfo", "r");
+	while (mi && !dev[0] && fgets(line, sizeof(line), mi)) {
+		char majmin[32], mnt[PATH_MAX];
+		/* id parent major:minor root mount-point ... - fstype ... */
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", majmin, mnt) != 2 ||
+		    !strstr(line, " - fuse.modelfs "))
+			continue;
+		unescape(mnt);
+		if (!strcmp(mnt, m->mountpoint))
+			snprintf(dev, sizeof(dev), "%s", majmin);
+	}
+	if (mi)
+		fclose(mi);
+	if (!dev[0])
 		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
-		 minor(st.st_dev));
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
 	FILE *fp = fopen(path, "w");
 	bool ok = fp && fprintf(fp, "%d\n", READ_AHEAD_KB) >= 0;
 	if (fp && fclose(fp))
@@ -73,8 +97,6 @@ static void after_reopen(struct mfs_maint *m)
 
 static void tick(struct mfs_maint *m)
 {
-	if (!m->tuned)
-		tune_read_ahead(m);
 	struct mfs_err e = { 0 };
 	bool reopened = false;
 	if (mfs_store_recheck(m->fs->store, &reopened, &e))
@@ -89,6 +111,7 @@ static void tick(struct mfs_maint *m)
 static void *run(void *arg)
 {
 	struct mfs_maint *m = arg;
+	tune_read_ahead(m); /* the mount exists already: before the first read */
 	pthread_mutex_lock(&m->lock);
 	while (!m->stop) {
 		struct timespec until;
