@@ -158,7 +158,17 @@ struct job_state {
 	uint32_t *idx;            /* owned chunk indexes */
 	struct flight **fl;       /* their flights */
 	uint32_t n, next_i;
+	struct mfs_err first_err; /* lock: the first chunk's failure, told to
+				   * those whose chunks the job then dropped */
 };
+
+static void job_keep_err(struct job_state *js, const struct mfs_err *e)
+{
+	pthread_mutex_lock(&js->lock);
+	if (!js->first_err.code && e && e->code)
+		js->first_err = *e;
+	pthread_mutex_unlock(&js->lock);
+}
 
 static bool job_next(void *ctx, struct mfs_fetch_req *req)
 {
@@ -198,6 +208,8 @@ static int job_done(void *ctx, const struct mfs_fetch_req *req, const void *buf,
 		if (js->landed)
 			js->landed(js->landed_ctx, js->idx[req->tag]);
 	}
+	if (rc)
+		job_keep_err(js, &e);
 	pthread_mutex_lock(&js->c->lock);
 	flight_finish(js->c, fl, rc, &e);
 	pthread_mutex_unlock(&js->c->lock);
@@ -215,6 +227,7 @@ static void job_failed(void *ctx, const struct mfs_fetch_req *req, const struct 
 			(unsigned long long)(req->off / js->f->chunk_size), js->f->org, js->f->name,
 			js->f->path,
 			e ? e->msg : "unknown error");
+	job_keep_err(js, e);
 	pthread_mutex_lock(&js->c->lock);
 	flight_finish(js->c, fl, e && e->code ? e->code : -EIO, e);
 	pthread_mutex_unlock(&js->c->lock);
@@ -286,6 +299,8 @@ static int fetch_chunks(struct mfs_cache *c, const struct mfs_file *f, uint32_t 
 			char repo_name[512];
 			snprintf(repo_name, sizeof(repo_name), "%s/%s", f->org, f->name);
 			frc = mfs_repo_fetch(repo, repo_name, f->commit, &job, &fo, &e);
+			if (frc && !e.code && js.first_err.code)
+				e = js.first_err; /* the job stopped on it */
 			pthread_mutex_destroy(&js.lock);
 		}
 		/* Whatever the job did not finish ends here, so no waiter hangs. */
