@@ -480,24 +480,42 @@ static const char *human(uint64_t b, char *buf, size_t cap)
 	return buf;
 }
 
-int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err)
+/* The watermarks at work: if a quota is set and usage + len is above the
+ * high watermark, evicts until usage + len is at the low one (or nothing
+ * evictable is left). *q gets the quota as read first (bytes 0: none). */
+static int evict_for(struct mfs_store *s, uint64_t len, struct mfs_quota *q,
+		     struct mfs_err *err)
 {
-	struct mfs_quota q = { 0 };
+	memset(q, 0, sizeof(*q));
 	sqlite3 *db = mfs_store_lock(s);
 	if (quota_bytes_locked(db))
-		quota_locked(db, &q);
+		quota_locked(db, q);
 	mfs_store_unlock(s);
+	if (!q->bytes || q->usage + len <= q->high)
+		return 0;
+	uint64_t freed = 0;
+	int rc = prepare_pins(s, err);
+	if (!rc)
+		rc = evict_down_to(s, q->low > len ? q->low - len : 0, "quota", &freed, err);
+	char h[32];
+	if (freed)
+		mfs_log_info("cache over its high watermark: evicted %s", human(freed, h, sizeof(h)));
+	return rc;
+}
+
+int mfs_evict_enforce(struct mfs_store *s, struct mfs_err *err)
+{
+	struct mfs_quota q;
+	return evict_for(s, 0, &q, err);
+}
+
+int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err)
+{
+	struct mfs_quota q;
+	struct mfs_err e = { 0 };
+	int rc = evict_for(s, len, &q, &e);
 	if (!q.bytes || q.usage + len <= q.high)
 		return 0;
-	struct mfs_err e = { 0 };
-	int rc = prepare_pins(s, &e);
-	if (!rc) {
-		uint64_t freed = 0;
-		rc = evict_down_to(s, q.low > len ? q.low - len : 0, "quota", &freed, &e);
-		char h1[32];
-		if (freed)
-			mfs_log_info("cache over its high watermark: evicted %s", human(freed, h1, 32));
-	}
 	if (rc)
 		mfs_log_warning("eviction failed: %s", e.msg);
 	if (mfs_evict_get_quota(s, &q))
@@ -515,25 +533,6 @@ int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err)
 	if (err)
 		*err = e;
 	return -ENOSPC;
-}
-
-int mfs_evict_enforce(struct mfs_store *s, struct mfs_err *err)
-{
-	struct mfs_quota q = { 0 };
-	sqlite3 *db = mfs_store_lock(s);
-	if (quota_bytes_locked(db))
-		quota_locked(db, &q);
-	mfs_store_unlock(s);
-	if (!q.bytes || q.usage <= q.high)
-		return 0;
-	uint64_t freed = 0;
-	int rc = prepare_pins(s, err);
-	if (!rc)
-		rc = evict_down_to(s, q.low, "quota", &freed, err);
-	char h[32];
-	if (freed)
-		mfs_log_info("cache over its high watermark: evicted %s", human(freed, h, sizeof(h)));
-	return rc;
 }
 
 int mfs_evict_make_room(struct mfs_store *s, uint64_t len, struct mfs_err *err)

@@ -736,6 +736,14 @@ static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	return rc;
 }
 
+/* Room for a new chunk first (evicting at the high watermark), unless it is
+ * already resident: committing it again costs nothing. */
+static int reserve_room(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN], uint64_t len,
+			struct mfs_err *err)
+{
+	return mfs_store_chunk_resident(s, digest) ? 0 : mfs_evict_reserve(s, len, err);
+}
+
 /* commit_chunk, evicting and trying again when another process took the
  * room reserved before. */
 static int commit_retrying(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
@@ -761,9 +769,7 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	int rc;
 
 	mfs_hex_encode(digest, MFS_SHA256_LEN, hex);
-	/* Room first (evicting at the high watermark), unless the chunk is
-	 * already resident: committing it again costs nothing. */
-	if (!mfs_store_chunk_resident(s, digest) && (rc = mfs_evict_reserve(s, len, err)))
+	if ((rc = reserve_room(s, digest, len, err)))
 		return rc;
 	rc = write_tmp(s, hex, data, len, tmp, err);
 	if (rc == -ENOSPC || rc == -EDQUOT) {
@@ -796,8 +802,8 @@ int mfs_store_chunk_adopt(struct mfs_store *s, const uint8_t digest[MFS_SHA256_L
 	if (stat(path, &sb) || (uint64_t)sb.st_size != len)
 		return MFS_ERR(err, -EIO, MFS_ERR_IO, "'%s' is not a chunk of %llu bytes", path,
 			       (unsigned long long)len);
-	int rc;
-	if (!mfs_store_chunk_resident(s, digest) && (rc = mfs_evict_reserve(s, len, err)))
+	int rc = reserve_room(s, digest, len, err);
+	if (rc)
 		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
 	return commit_retrying(s, digest, path, final, len, err);

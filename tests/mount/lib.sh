@@ -16,7 +16,9 @@
 #   check_log [ALLOW-REGEX]          fail on "error" lines in the daemon log
 #   sha_of FILE / published_sha ORG/NAME PATH
 #   chunks_consistent                every chunk file hashes to its name
-#   drop_caches                      the kernel's page cache dropped
+#   q SQL / usage / counter NAME     the index (never created by a query):
+#                                    any query, resident bytes, a counter
+#   drop_caches / drop_pages FILE    the kernel's page cache dropped (all, or FILE's)
 #   pyread FILE|fd:N                 "sha256 HEX" of all its bytes read through
 #                                    the daemon, or "errno N open|read"
 #   sampler_start / sampler_stop LABEL   usage never over the stored quota
@@ -221,7 +223,23 @@ for k, n in s["ranges"].items():
 PYEOF
 }
 
-# ---- reading through the daemon, and watching the quota --------------------
+# ---- the index, reading through the daemon, watching the quota -------------
+
+# q SQL: a query of the index (never creating one: sqlite3 would)
+q() {
+	[ -f "$STORE/index.db" ] || { echo "no index.db"; return 1; }
+	sqlite3 "$STORE/index.db" "$1"
+}
+usage() { q 'SELECT coalesce(sum(size), 0) FROM resident'; }
+counter() { q "SELECT coalesce((SELECT value FROM counters WHERE name = '$1'), 0)"; }
+
+# Drops the kernel's cached pages of FILE so the next read reaches the daemon.
+drop_pages() {
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+os.close(fd)' "$1" || fail "cannot drop the cached pages of $1"
+}
 
 # Drops the kernel's caches (so reads reach the daemon and chunk files the disk).
 drop_caches() {

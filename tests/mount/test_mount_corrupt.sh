@@ -76,12 +76,6 @@ chunk() {
 	d=$(digest "$1")
 	echo "$STORE/chunks/${d:0:2}/$d"
 }
-# q SQL: a query of the index (never creating one: sqlite3 would)
-q() {
-	[ -f "$STORE/index.db" ] || { echo "no index.db"; return 1; }
-	sqlite3 "$STORE/index.db" "$1"
-}
-counter() { q "SELECT coalesce((SELECT value FROM counters WHERE name = '$1'), 0)"; }
 # "inode ctime_ns" of a file, and the stamp the index holds for a digest
 file_stamp() { stat -c '%i %.9Z' "$1" | tr -d .; }
 row_stamp() { q "SELECT ino || ' ' || ctime_ns FROM resident WHERE digest = X'$1'"; }

@@ -35,11 +35,6 @@ REF2=$(mfs add --endpoint "$HUB" org/single 2>"$WORK/add.err") || die "add org/s
 DIR1=$(dirname "$MNT/$REF1")
 SHARD2="$DIR1/Split-Q4_K_M-00002-of-00003.gguf"
 
-# q SQL: a query of the index (never creating one: sqlite3 would)
-q() {
-	[ -f "$STORE/index.db" ] || { echo "no index.db"; return 1; }
-	sqlite3 "$STORE/index.db" "$1"
-}
 
 
 

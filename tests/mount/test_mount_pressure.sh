@@ -51,18 +51,8 @@ done
 XS=(X1 X2 X3 X4 X5 X6)
 
 # ---- helpers -------------------------------------------------------------------
-q() { sqlite3 "$STORE/index.db" "$1"; }
-usage() { q 'SELECT coalesce(sum(size), 0) FROM resident'; }
-counter() { q "SELECT coalesce((SELECT value FROM counters WHERE name = '$1'), 0)"; }
 path_of() { echo "$MNT/${REF[$1]}"; }
 sha_want() { published_sha "${REPOOF[$1]}" "${FILEOF[$1]}"; }
-
-drop_pages() {
-	python3 -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-os.close(fd)' "$1" || fail "cannot drop the cached pages of $1"
-}
 
 # read_model K WHAT [MNT]: reads model K through the mount, compares its digest.
 read_model() {

@@ -35,20 +35,9 @@ QUOTA=$((6 * MIB))
 [ "$total" -gt $((QUOTA * 3 / 2)) ] || die "the models ($total bytes) are not well over the quota"
 
 # ---- helpers -------------------------------------------------------------------
-q() { sqlite3 "$STORE/index.db" "$1"; }
-usage() { q 'SELECT coalesce(sum(size), 0) FROM resident'; }
-counter() { q "SELECT coalesce((SELECT value FROM counters WHERE name = '$1'), 0)"; }
 status_json() { mfs status --json 2>"$WORK/status.err" || fail "status --json failed: $(cat "$WORK/status.err")"; }
 # python3 over `modelfs status --json`: status_get 'EXPR using s'
 status_get() { status_json | python3 -c 'import json, sys; s = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-
-# Drops the kernel's cached pages of FILE so the next read reaches the daemon.
-drop_pages() {
-	python3 -c 'import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-os.close(fd)' "$1" || fail "cannot drop the cached pages of $1"
-}
 
 # read_model I WHAT: reads model I through the mount, compares its digest.
 read_model() {
