@@ -31,6 +31,16 @@ python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["quota_bytes"]=
 expect_fail mfs gc --quota lots --msg "bad size 'lots'"
 expect_fail mfs gc --high 50 --low 60 --msg "low .*high"
 expect_fail mfs gc --high 0 --msg "bad percentage"
+# the mount's quota options are checked before anything is mounted or changed
+mkdir -p "$WORK/mnt"
+expect_fail mfs mount "$WORK/mnt" -o quota_high=500 --msg "bad quota_high '500'"
+expect_fail mfs mount "$WORK/mnt" -o quota_low=0 --msg "bad quota_low '0'"
+expect_fail mfs mount "$WORK/mnt" -o quota=12Q --msg "bad quota '12Q'"
+expect_fail mfs mount "$WORK/mnt" -o quota=1M,quota_high=50,quota_low=60 --msg "low .*high"
+expect_ok mfs gc --json
+python3 -c 'import json,sys; o=json.loads(sys.argv[1]); assert o["quota_bytes"]==24<<20 and o["high_pct"]==90 and o["low_pct"]==70, o' "$OUT" ||
+	fail "a refused mount changed the quota: $OUT"
+! grep -q " $WORK/mnt " /proc/mounts || fail "a refused mount left a mount behind"
 
 expect_ok mfs pull --endpoint "$ENDPOINT" acme/a || die "pull a"
 A=$OUT

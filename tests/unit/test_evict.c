@@ -680,6 +680,22 @@ static void test_index_lost(void **state)
 	assert_int_equal(mfs_store_open(fx->dir, &fx->s, &err), 0);
 	assert_int_equal(sql_int(fx->s, "SELECT count(*) FROM artifacts WHERE pinned != 0"), 0);
 	assert_int_equal(sql_int(fx->s, "SELECT count(*) FROM artifacts"), 2);
+
+	/* a garbled quota.json is ignored: no quota, nothing else lost */
+	char qpath[PATH_MAX];
+	snprintf(qpath, sizeof(qpath), "%s/quota.json", fx->dir);
+	FILE *fp = fopen(qpath, "w");
+	assert_non_null(fp);
+	fputs("{\"quota_bytes\": \"lots\", \"quota_high_pct\": [", fp);
+	fclose(fp);
+	mfs_store_close(fx->s);
+	remove_index(fx->dir);
+	assert_int_equal(mfs_store_open(fx->dir, &fx->s, &err), 0);
+	struct mfs_quota q;
+	assert_int_equal(mfs_evict_get_quota(fx->s, &q), 0);
+	assert_int_equal(q.bytes, 0);
+	assert_int_equal(sql_int(fx->s, "SELECT count(*) FROM artifacts"), 2);
+	assert_int_equal(resident_chunks(fx->s, &a), NCH);
 }
 
 int main(void)
