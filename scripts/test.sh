@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh -DMFS_WERROR=ON "$@"
-cd build
+cd "${MFS_BUILD_DIR:-build}"
 ctest --output-on-failure -j2 --timeout 900
