@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "binding.h"
 #include "cache.h"
 #include "cmd.h"
 #include "cmd_find.h"
@@ -65,13 +66,51 @@ static size_t all_artifacts(struct mfs_store *s, int64_t **out)
 	return n;
 }
 
+struct unbound_ctx {
+	const char *canonical_ref;
+	unsigned n;
+};
+
+static void report_unbound(void *ctx, const char *path, const char *why)
+{
+	struct unbound_ctx *u = ctx;
+	fprintf(stderr, "modelfs: %s: '%s' does not match the signed manifest it was admitted "
+		"on: %s\n", u->canonical_ref, path, why);
+	u->n++;
+}
+
+/* A signed artifact must serve only what its signed manifest lists: every
+ * file's claims are compared with the manifest kept in the store. The number
+ * of files that differ, or of artifacts whose manifest could not be read. */
+static unsigned check_signed(struct mfs_store *s, int64_t aid)
+{
+	struct mfs_inv_artifact a;
+	struct mfs_err err = { 0 };
+	if (mfs_inv_artifact_load(s, aid, &a, &err)) {
+		mfs_cmd_fail(&err, "cannot load an artifact", NULL);
+		return 1;
+	}
+	struct unbound_ctx u = { .canonical_ref = a.canonical_ref };
+	int rc = mfs_binding_check(s, aid, report_unbound, &u, &err);
+	if (rc < 0) {
+		fprintf(stderr, "modelfs: %s: cannot check it against its signed manifest: %s\n",
+			a.canonical_ref, err.msg);
+		u.n++;
+	}
+	mfs_inv_artifact_release(&a);
+	return u.n;
+}
+
 int mfs_cmd_verify(struct mfs_cmd *cmd, int argc, char **argv)
 {
 	int r = mfs_cmd_simple_opts(argc, argv, NULL,
 			    "usage: modelfs verify [REF]\n\n"
 			    "Hashes every resident chunk again (of REF, or of every installed artifact).\n"
 			    "A chunk whose bytes no longer match is quarantined and fetched again from\n"
-			    "its repository. Exits 1 if anything could not be repaired.\n");
+			    "its repository. Every file of a signed artifact is also compared with the\n"
+			    "signed manifest it was admitted on (size, SHA-256, chunk digests); a file\n"
+			    "that differs is reported and not repaired. Exits 1 if anything could not\n"
+			    "be repaired or does not match its manifest.\n");
 	if (r >= 0)
 		return r;
 	if (argc - optind > 1)
@@ -93,9 +132,10 @@ int mfs_cmd_verify(struct mfs_cmd *cmd, int argc, char **argv)
 		free(aids);
 		return mfs_cmd_fail(&err, "cannot start", NULL);
 	}
-	unsigned files = 0, chunks_bad = 0, failed = 0;
+	unsigned files = 0, chunks_bad = 0, failed = 0, unbound = 0;
 	uint64_t checked = 0;
 	for (size_t i = 0; i < na; i++) {
+		unbound += check_signed(s, aids[i]);
 		int64_t fids[1024];
 		size_t nf = artifact_files(s, aids[i], fids, 1024);
 		for (size_t k = 0; k < nf; k++) {
@@ -125,9 +165,9 @@ int mfs_cmd_verify(struct mfs_cmd *cmd, int argc, char **argv)
 	}
 	mfs_cache_free(c);
 	free(aids);
-	printf("verified %u file(s), %.1f MiB resident, %u bad chunk(s), %u unrepaired\n", files,
-	       (double)checked / 1048576, chunks_bad, failed);
-	return failed ? 1 : 0;
+	printf("verified %u file(s), %.1f MiB resident, %u bad chunk(s), %u unrepaired, %u not as "
+	       "signed\n", files, (double)checked / 1048576, chunks_bad, failed, unbound);
+	return failed || unbound ? 1 : 0;
 }
 
 static json_t *inspect_local(const char *path, struct mfs_err *err)

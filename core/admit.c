@@ -31,6 +31,7 @@
 #include "pin.h"
 #include "ref.h"
 #include "repo.h"
+#include "rollback.h"
 #include "safetensors.h"
 #include "select.h"
 #include "store_record.h"
@@ -151,6 +152,23 @@ static int establish_trust(struct admission *a, struct mfs_err *err)
 			*err = sig_err;
 		goto out;
 	}
+	/* No manifest. A repo that a trusted key covers is never admitted on
+	 * a weaker root: a server that hides `.modelfs/` must not downgrade it
+	 * to hub checksums allowed for a wider prefix (docs/trust.md). */
+	for (size_t i = 0; i < mfs_policy_key_count(policy); i++) {
+		struct mfs_policy_key_info k;
+		mfs_policy_key_at(policy, i, &k);
+		if (!mfs_policy_prefix_matches(k.prefix, a->repo_name))
+			continue;
+		rc = MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
+			     "'%s' carries no signed manifest (.modelfs/manifest.json) at %.12s, but "
+			     "key %s is trusted for %s%s%s: a repo a trusted key covers is admitted "
+			     "only on a manifest signed by a trusted key, never on hub checksums; "
+			     "the server may be hiding it, or ask the publisher to run 'modelfs "
+			     "publish'", a->repo_name, a->commit, k.key_id, k.prefix[0] ? "'" : "",
+			     k.prefix[0] ? k.prefix : "every repo", k.prefix[0] ? "'" : "");
+		goto out;
+	}
 	struct mfs_err hub_err = { 0 };
 	rc = mfs_policy_hub_allowed(policy, a->repo_name, a->repo->endpoint, &hub_err);
 	if (!rc) {
@@ -165,23 +183,27 @@ out:
 	return rc;
 }
 
-static bool is_moving(const char *rev)
-{
-	return rev && !mfs_is_hex(rev, 40);
-}
-
-/* Step 3 for moving refs: never back to a lower sequence. */
+/* Step 3 for moving refs: never back to a lower sequence for the same repo,
+ * key and ref name, whichever endpoint offers it (rollback.h). This is the
+ * early check, before any model byte moves; the store checks again, under
+ * its lock, when it commits (mfs_store_admit). */
 static int check_rollback(struct admission *a, struct mfs_err *err)
 {
-	const char *rev = a->ref.revision ? a->ref.revision : "main";
-	if (!a->signed_mode || !is_moving(rev))
+	if (!a->signed_mode || !mfs_rollback_is_moving(a->ref.revision))
 		return 0;
-	int64_t have = mfs_store_ref_sequence(a->s, a->repo->endpoint, a->ref.org, a->ref.repo, rev);
-	if (have > (int64_t)a->manifest.sequence)
+	uint64_t have = 0;
+	char commit[41];
+	int rc = mfs_rollback_get(mfs_store_dir(a->s), a->repo_name, a->key_id, a->ref.revision,
+				  &have, commit, err);
+	if (rc)
+		return rc;
+	if (have > a->manifest.sequence)
 		return MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
 			       "rollback refused: '%s@%s' was already admitted at manifest sequence "
-			       "%lld, the repository now offers sequence %llu; add it by its commit "
-			       "if you really want the older one", a->repo_name, rev, (long long)have,
+			       "%llu (key %s%s%.12s), the repository now offers sequence %llu; add it "
+			       "by its commit if you really want the older one", a->repo_name,
+			       a->ref.revision ? a->ref.revision : "main", (unsigned long long)have,
+			       a->key_id, commit[0] ? ", commit " : "", commit,
 			       (unsigned long long)a->manifest.sequence);
 	return 0;
 }

@@ -5,6 +5,8 @@
  * Layout of a store directory:
  *   index.db            SQLite database (WAL mode); an index, rebuildable
  *   policy.json         the trust policy (see trust.h); survives index loss
+ *   rollback.json       highest manifest sequence per repo, key and ref
+ *                       (rollback.h); survives index loss and `rm`
  *   chunks/ab/<hex>     verified chunk bytes, named by their SHA-256
  *   records/<hex>.json  one admission record per artifact, immutable,
  *                       named by the SHA-256 of its canonical_ref

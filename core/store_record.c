@@ -24,6 +24,7 @@
 
 #include "digest.h"
 #include "log.h"
+#include "rollback.h"
 #include "store.h"
 
 #define RECORD_MAX (256u << 20)
@@ -67,11 +68,6 @@ static const char *jstr(json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-static bool is_moving(const char *rev)
-{
-	return rev && !mfs_is_hex(rev, 40);
-}
-
 #define sql_fail mfs_store_sql_err
 
 /* Validates the shape of a record: every field the index needs, typed. */
@@ -106,39 +102,123 @@ static int check_record(json_t *r, struct mfs_err *err)
 	return 0;
 }
 
-static int64_t ref_sequence_locked(sqlite3 *db, const char *endpoint, const char *org,
-				   const char *name, const char *ref)
-{
-	sqlite3_stmt *st;
-	int64_t seq = 0;
-	if (sqlite3_prepare_v2(db, "SELECT coalesce(sequence, 0) FROM refs WHERE endpoint = ?"
-				   " AND org = ? AND name = ? AND ref = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, org, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, ref, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			seq = sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	return seq;
-}
-
-int64_t mfs_store_ref_sequence(struct mfs_store *s, const char *endpoint, const char *org,
-			       const char *name, const char *ref)
-{
-	sqlite3 *db = mfs_store_lock(s);
-	int64_t seq = ref_sequence_locked(db, endpoint, org, name, ref);
-	mfs_store_unlock(s);
-	return seq;
-}
-
 static int step_done(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* How a message names a root: "key K (manifest sequence N)" or "hub
+ * checksums". */
+static void describe_root(const char *trust, int64_t seq, char *buf, size_t cap)
+{
+	if (!trust || !strcmp(trust, "hub"))
+		snprintf(buf, cap, "hub checksums");
+	else if (seq > 0)
+		snprintf(buf, cap, "key %s (manifest sequence %lld)", trust, (long long)seq);
+	else
+		snprintf(buf, cap, "key %s", trust);
+}
+
+/* The identity rule of docs/trust.md: a commit id is whatever the server
+ * claims, so two admissions under one commit id may carry different claims.
+ * An artifact already installed must come again from the same root (the
+ * same key and manifest, or hub checksums again), and every path already
+ * installed must keep its bytes (size and SHA-256), whichever root offers
+ * it; otherwise the admission is refused as a whole. Locked, inside the
+ * admitting transaction, so it holds against other processes. */
+static int check_binding_locked(sqlite3 *db, json_t *r, struct mfs_err *err)
+{
+	const char *org = jstr(r, "org"), *name = jstr(r, "name"), *commit = jstr(r, "commit");
+	const char *trust = jstr(r, "trust"), *msha = jstr(r, "manifest_sha256");
+	int64_t seq = json_integer_value(json_object_get(r, "sequence"));
+	char mine[96], theirs[96];
+	describe_root(trust, seq, mine, sizeof(mine));
+	sqlite3_stmt *st;
+	int rc = 0;
+	if (sqlite3_prepare_v2(db, "SELECT trust, manifest_sha256, coalesce(sequence, 0)"
+				   " FROM artifacts WHERE canonical_ref = ?", -1, &st, NULL) != SQLITE_OK)
+		return sql_fail(err, db, "cannot check the installed artifact");
+	sqlite3_bind_text(st, 1, jstr(r, "canonical_ref"), -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		const char *m = (const char *)sqlite3_column_text(st, 1);
+		if (!t || strcmp(t, trust) || !m != !msha || (m && strcmp(m, msha))) {
+			describe_root(t, sqlite3_column_int64(st, 2), theirs, sizeof(theirs));
+			rc = MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
+				     "'%s' is installed from %s; the repository now offers the same "
+				     "commit from %s: one commit id with other claims is refused, "
+				     "nothing was admitted ('modelfs rm' it first to replace it)",
+				     jstr(r, "canonical_ref"), theirs, mine);
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc)
+		return rc;
+	if (sqlite3_prepare_v2(db, "SELECT size, sha256, trust FROM files WHERE org = ? AND name = ?"
+				   " AND commit_id = ? AND path = ?", -1, &st, NULL) != SQLITE_OK)
+		return sql_fail(err, db, "cannot check the installed files");
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(r, "files"), i, v) {
+		const char *path = jstr(v, "path"), *sha = jstr(v, "sha256");
+		json_int_t size = json_integer_value(json_object_get(v, "size"));
+		sqlite3_bind_text(st, 1, org, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, commit, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, path, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			const char *have = (const char *)sqlite3_column_text(st, 1);
+			if (sqlite3_column_int64(st, 0) != size || !have || strcmp(have, sha)) {
+				describe_root((const char *)sqlite3_column_text(st, 2), 0, theirs,
+					      sizeof(theirs));
+				rc = MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
+					     "'%s/%s@%s/%s' serves %lld bytes with SHA-256 %.16s... "
+					     "admitted from %s; %s lists %lld bytes with SHA-256 "
+					     "%.16s... for the same path: refused, nothing was admitted "
+					     "('modelfs rm' what holds it first to replace it)", org, name,
+					     commit, path, (long long)sqlite3_column_int64(st, 0),
+					     have ? have : "", theirs, mine, (long long)size, sha);
+			}
+		}
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		if (rc)
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Raises the rollback state (rollback.h) for the moving revision names the
+ * new record was admitted by. The state is raised inside the admitting
+ * transaction, before it commits: a commit that fails afterwards leaves the
+ * state raised for a genuine manifest that is not installed, which only
+ * refuses older ones, never admits one. */
+static int advance_rollback(struct mfs_store *s, json_t *r, struct mfs_err *err)
+{
+	const char *trust = jstr(r, "trust");
+	json_int_t seq = json_integer_value(json_object_get(r, "sequence"));
+	if (seq <= 0 || !trust || !strcmp(trust, "hub"))
+		return 0;
+	char repo[512];
+	if (snprintf(repo, sizeof(repo), "%s/%s", jstr(r, "org"), jstr(r, "name")) >=
+	    (int)sizeof(repo))
+		return MFS_ERR(err, -ENAMETOOLONG, MFS_ERR_USAGE, "repo name too long");
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(r, "revisions"), i, v) {
+		const char *rev = json_string_value(v);
+		if (!rev || !mfs_rollback_is_moving(rev))
+			continue;
+		int rc = mfs_rollback_advance(mfs_store_dir(s), repo, trust, rev, (uint64_t)seq,
+					      jstr(r, "commit"), err);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 /* Inserts every row of a record. Called inside a transaction, with the lock. */
@@ -163,7 +243,7 @@ static int64_t stable_id(const char *a, const char *b, const char *c, const char
 	return v ? (int64_t)v : 1;
 }
 
-static int insert_record(sqlite3 *db, json_t *r, const char *record_name, bool check_rollback,
+static int insert_record(sqlite3 *db, json_t *r, const char *record_name, bool check_binding,
 			 int64_t *artifact_id, struct mfs_err *err)
 {
 	const char *endpoint = jstr(r, "endpoint"), *org = jstr(r, "org"), *name = jstr(r, "name");
@@ -173,19 +253,12 @@ static int insert_record(sqlite3 *db, json_t *r, const char *record_name, bool c
 	size_t i;
 	json_t *v;
 
-	if (check_rollback && seq > 0) {
-		json_array_foreach(revs, i, v) {
-			const char *rev = json_string_value(v);
-			if (!is_moving(rev))
-				continue;
-			int64_t have = ref_sequence_locked(db, endpoint, org, name, rev);
-			if (have > seq)
-				return MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
-					       "rollback refused: '%s/%s@%s' was already admitted at "
-					       "manifest sequence %lld, this manifest has sequence %lld; "
-					       "add it by its commit if you really want the older one",
-					       org, name, rev, (long long)have, (long long)seq);
-		}
+	/* A path serves the bytes of the root that first admitted it: a later
+	 * admission under the same commit id must agree (docs/trust.md). */
+	if (check_binding) {
+		int brc = check_binding_locked(db, r, err);
+		if (brc)
+			return brc;
 	}
 
 	sqlite3_stmt *st = NULL, *fst = NULL, *cst = NULL, *ast = NULL;
@@ -386,8 +459,10 @@ int mfs_store_admit(struct mfs_store *s, json_t *record, int64_t *artifact_id,
 		json_decref(merged);
 		return rc;
 	}
-	/* Rollback check first, so a refused admission writes nothing at all. */
+	/* Binding check first, so a refused admission writes nothing at all. */
 	rc = insert_record(db, merged, name, true, artifact_id, err);
+	if (!rc)
+		rc = advance_rollback(s, record, err);
 	if (!rc) {
 		char *text = json_dumps(merged, JSON_SORT_KEYS | JSON_INDENT(1));
 		rc = text ? mfs_store_write_file(s, "records", name, text, strlen(text), err)

@@ -25,17 +25,16 @@ struct mfs_store;
  * Commits an admission: writes (or extends with a new revision name) the
  * record file, then inserts the artifact, its files, chunk digests and the
  * revision alias in one SQLite transaction and bumps the generation.
- * Rollback protection: if revision is a moving name (not 40 hex) and the
- * store already admitted a higher sequence for it, -EPERM (kind POLICY) and
- * nothing changes. Idempotent for an artifact already installed.
+ * Refused (-EPERM kind POLICY, nothing changes) when the artifact is already
+ * installed from another root or manifest, or when a path it lists is
+ * already installed with other bytes (docs/trust.md, identity), and when a
+ * moving revision name would go back to a lower manifest sequence
+ * (rollback.h; the state is raised here, in the same critical section).
+ * Idempotent for an artifact installed from the same root.
  * record is borrowed. Writes the artifact's id to *artifact_id if non-NULL.
  */
 int mfs_store_admit(struct mfs_store *s, json_t *record, int64_t *artifact_id,
 		    struct mfs_err *err);
-
-/* The highest sequence admitted for a moving revision name; 0 if none. */
-int64_t mfs_store_ref_sequence(struct mfs_store *s, const char *endpoint, const char *org,
-			       const char *name, const char *ref);
 
 /* Writes data atomically to <store>/<sub>/<name> (tmp + rename); 0 or -errno. */
 int mfs_store_write_file(struct mfs_store *s, const char *sub, const char *name,

@@ -11,7 +11,8 @@ Serves model repositories from a directory:
 Endpoints (hub port): /api/models/{repo}/revision/{rev}, /api/models/{repo}/tree/
 {rev}[/{path}]?recursive=true (small pages, absolute Link URLs),
 /api/models/{repo}/refs, GET/HEAD /{repo}/resolve/{rev}/{path}. Revisions: branch,
-tag, 40-hex commit, unique short prefix (4+), refs/pr/N (plain or %2F-encoded).
+tag, 40-hex commit, unique short prefix (4+), refs/pr/N, refs/heads/NAME and
+refs/tags/NAME (plain or %2F-encoded).
 LFS files (larger than --lfs-threshold, or *.gguf / *.safetensors) answer 302 to
 the CDN port, which records every Authorization header it sees.
 
@@ -146,6 +147,12 @@ class Repo:
         m = re.match(r"^refs/pr/(\d+)$", rev)
         if m and m.group(1) in self.pulls:
             return self.pulls[m.group(1)]
+        # --- full ref names (identity tests): "refs/heads/NAME" and
+        # "refs/tags/NAME" resolve as NAME does in git, so a client may spell
+        # one branch two ways.
+        m = re.match(r"^refs/(heads|tags)/([^/]+)$", rev)
+        if m:
+            return (self.branches if m.group(1) == "heads" else self.tags).get(m.group(2))
         if HEX40.match(rev) and rev in self.commits:
             return rev
         if re.match(r"^[0-9a-f]{4,39}$", rev):
@@ -186,7 +193,7 @@ def find_repo(org, name):
 
 def split_rev(rest):
     """Splits 'rev[/path]' where rev may be refs/pr/N written with plain slashes."""
-    m = re.match(r"^(refs/pr/\d+)(?:/(.*))?$", rest)
+    m = re.match(r"^(refs/pr/\d+|refs/(?:heads|tags)/[^/]+)(?:/(.*))?$", rest)
     if m:
         return m.group(1), m.group(2) or ""
     if "/" in rest:
