@@ -288,6 +288,78 @@ static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 	return 0;
 }
 
+static int64_t stat_ctime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+/* quarantine/ keeps what was set aside for a person to look at, never
+ * more than this: a writer toggling a byte of a chunk file would otherwise
+ * leave a copy per detection, outside the quota (docs/store.md). */
+#define QUARANTINE_MAX_FILES 32
+#define QUARANTINE_MAX_BYTES (64ull << 20)
+
+struct qent {
+	char name[NAME_MAX + 1];
+	int64_t at_ns;
+	uint64_t bytes;
+};
+
+static int qent_older(const void *a, const void *b)
+{
+	const struct qent *x = a, *y = b;
+	return x->at_ns < y->at_ns ? -1 : x->at_ns > y->at_ns;
+}
+
+/* Removes the oldest files of quarantine/ (by the time they were moved
+ * there: a rename sets the ctime) until at most QUARANTINE_MAX_FILES and
+ * QUARANTINE_MAX_BYTES are left; the newest file always stays. */
+static void prune_quarantine(struct mfs_store *s)
+{
+	char path[PATH_MAX];
+	if (subpath(s, path, sizeof(path), "quarantine"))
+		return;
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	size_t n = 0, cap = 0;
+	struct qent *v = NULL;
+	uint64_t total = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.' || fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    S_ISDIR(st.st_mode))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct qent *nv = ncap < 1u << 20 ? realloc(v, ncap * sizeof(*v)) : NULL;
+			if (!nv)
+				break;
+			v = nv;
+			cap = ncap;
+		}
+		snprintf(v[n].name, sizeof(v[n].name), "%s", de->d_name);
+		v[n].at_ns = stat_ctime_ns(&st);
+		v[n].bytes = S_ISREG(st.st_mode) ? (uint64_t)st.st_blocks * 512 : 0;
+		total += v[n].bytes;
+		n++;
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), qent_older);
+	for (size_t i = 0; i + 1 < n && (n - i > QUARANTINE_MAX_FILES || total > QUARANTINE_MAX_BYTES);
+	     i++) {
+		if (unlinkat(dfd, v[i].name, 0) == 0)
+			total -= v[i].bytes;
+	}
+	free(v);
+	closedir(d);
+}
+
 /* Moves a corrupt index aside (kept for a person to look at) so a fresh one
  * can be rebuilt. */
 static void set_index_aside(struct mfs_store *s)
@@ -300,6 +372,7 @@ static void set_index_aside(struct mfs_store *s)
 			continue;
 		rename(from, to);
 	}
+	prune_quarantine(s);
 }
 
 /* Opens index.db; a corrupt one is set aside; one not built yet is built
@@ -594,10 +667,6 @@ void mfs_store_chunk_path(const struct mfs_store *s, const uint8_t digest[MFS_SH
 	snprintf(buf, cap, "%s/chunks/%.2s/%s", s->dir, hex, hex);
 }
 
-static int64_t stat_ctime_ns(const struct stat *st)
-{
-	return (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
-}
 
 static int write_all(int fd, const void *data, size_t len)
 {
@@ -921,6 +990,8 @@ static void drop_bad_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	mfs_store_unlock(s);
 	if (dropped)
+		prune_quarantine(s);
+	if (dropped)
 		mfs_log_warning("cached chunk %.16s was %s: quarantined, it will be fetched again",
 				hex, !strcmp(reason, "corrupt") ? "corrupt" : "missing");
 }
@@ -957,8 +1028,23 @@ static int hash_fd(int fd, uint64_t len, uint8_t out[MFS_SHA256_LEN])
 	return 0;
 }
 
+static void fill_stamp(struct mfs_chunk_stamp *stamp, const struct stat *st)
+{
+	if (stamp)
+		*stamp = (struct mfs_chunk_stamp){ .ino = (uint64_t)st->st_ino,
+						   .size = (uint64_t)st->st_size,
+						   .ctime_ns = stat_ctime_ns(st) };
+}
+
+bool mfs_store_chunk_unchanged(int fd, const struct mfs_chunk_stamp *stamp)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_ino == stamp->ino &&
+	       (uint64_t)st.st_size == stamp->size && stat_ctime_ns(&st) == stamp->ctime_ns;
+}
+
 static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN], uint64_t len,
-		      bool force, int *fdp, struct mfs_err *err)
+		      bool force, int *fdp, struct mfs_chunk_stamp *stamp, struct mfs_err *err)
 {
 	static const char sql[] = "SELECT size, ino, ctime_ns FROM resident WHERE digest = ?";
 	int64_t ino = -1, ctime_ns = -1, size = -1;
@@ -980,7 +1066,7 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 
 	char path[PATH_MAX];
 	mfs_store_chunk_path(s, digest, path, sizeof(path));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		int e = errno;
 		if (e == ENOENT) {
@@ -998,6 +1084,7 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 	}
 	if (!force && (uint64_t)stb.st_size == len && (int64_t)stb.st_ino == ino &&
 	    stat_ctime_ns(&stb) == ctime_ns) {
+		fill_stamp(stamp, &stb);
 		*fdp = fd;
 		return 0;
 	}
@@ -1016,7 +1103,11 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 		return MFS_ERR(err, -EBADMSG, MFS_ERR_HASH, "cached chunk '%s' does not match its digest",
 			       path);
 	}
+	/* The stamp taken before hashing: a write during the hash changes
+	 * the ctime after it, so the next open (or the caller's check after
+	 * its read) sees the change and hashes again. */
 	set_resident(s, digest, len, &stb, NULL);
+	fill_stamp(stamp, &stb);
 	*fdp = fd;
 	return 0;
 }
@@ -1095,16 +1186,17 @@ int mfs_store_file_set_verified(struct mfs_store *s, int64_t file_id, struct mfs
 }
 
 int mfs_store_chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			 uint64_t len, int *fd, struct mfs_err *err)
+			 uint64_t len, int *fd, struct mfs_chunk_stamp *stamp,
+			 struct mfs_err *err)
 {
-	return chunk_open(s, digest, len, false, fd, err);
+	return chunk_open(s, digest, len, false, fd, stamp, err);
 }
 
 int mfs_store_chunk_check(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 			  uint64_t len, struct mfs_err *err)
 {
 	int fd = -1;
-	int rc = chunk_open(s, digest, len, true, &fd, err);
+	int rc = chunk_open(s, digest, len, true, &fd, NULL, err);
 	if (!rc)
 		close(fd);
 	return rc;
