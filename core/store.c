@@ -757,8 +757,34 @@ static int write_tmp(struct mfs_store *s, const char *hex, const void *data, siz
  * caller evicts and tries again). Since every process checks and inserts
  * under SQLite's write lock, several processes together cannot pass the
  * quota. Re-committing a resident chunk costs nothing. */
+static int hash_fd(int fd, uint64_t len, uint8_t out[MFS_SHA256_LEN]);
+
+/* True if the open chunk file holds exactly data (or, data NULL, bytes
+ * that hash to digest). */
+static bool holds(int fd, const void *data, const uint8_t digest[MFS_SHA256_LEN], uint64_t len)
+{
+	if (!data) {
+		uint8_t d[MFS_SHA256_LEN];
+		return hash_fd(fd, len, d) == 0 && !memcmp(d, digest, MFS_SHA256_LEN);
+	}
+	size_t cap = 1 << 20;
+	uint8_t *buf = malloc(cap);
+	bool same = buf != NULL;
+	for (uint64_t off = 0; same && off < len;) {
+		size_t want = len - off < cap ? (size_t)(len - off) : cap;
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		same = n > 0 && !memcmp(buf, (const uint8_t *)data + off, (size_t)n);
+		off += n > 0 ? (uint64_t)n : 0;
+	}
+	free(buf);
+	return same;
+}
+
 static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			const char *tmp, const char *final, uint64_t len, struct mfs_err *err)
+			const void *data, const char *tmp, const char *final, uint64_t len,
+			struct mfs_err *err)
 {
 	sqlite3 *db = mfs_store_lock(s);
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -787,9 +813,20 @@ static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 		else
 			moved = true;
 	}
+	/* The stamp is taken from the file in place, and its bytes compared
+	 * after that: the rename itself sets the ctime, and a write that came
+	 * between it and the stat might have left the ctime as it was; one that
+	 * comes after the stat changes it (docs/store.md). So the stamp
+	 * recorded vouches for exactly the bytes verified. */
 	struct stat st;
-	if (!rc && stat(final, &st))
+	int cfd = -1;
+	if (!rc && ((cfd = open(final, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 || fstat(cfd, &st)))
 		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s': %s", final, strerror(errno));
+	if (!rc && ((uint64_t)st.st_size != len || !holds(cfd, data, digest, len)))
+		rc = MFS_ERR(err, -EIO, MFS_ERR_HASH,
+			     "chunk file '%s' changed while it was committed: not kept", final);
+	if (cfd >= 0)
+		close(cfd);
 	if (!rc)
 		rc = set_resident_locked(db, digest, len, &st, err);
 	if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -816,11 +853,11 @@ static int reserve_room(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 /* commit_chunk, evicting and trying again when another process took the
  * room reserved before. */
 static int commit_retrying(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			   const char *tmp, const char *final, uint64_t len, struct mfs_err *err)
+			   const void *data, const char *tmp, const char *final, uint64_t len, struct mfs_err *err)
 {
 	int rc = 0;
 	for (int attempt = 0; attempt < 4; attempt++) {
-		rc = commit_chunk(s, digest, tmp, final, len, err);
+		rc = commit_chunk(s, digest, data, tmp, final, len, err);
 		if (rc != -EAGAIN)
 			break;
 		if ((rc = mfs_evict_reserve(s, len, err)))
@@ -857,7 +894,7 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	if (rc)
 		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
-	rc = commit_retrying(s, digest, tmp, final, len, err);
+	rc = commit_retrying(s, digest, data, tmp, final, len, err);
 	if (rc)
 		unlink(tmp);
 	return rc;
@@ -875,7 +912,7 @@ int mfs_store_chunk_adopt(struct mfs_store *s, const uint8_t digest[MFS_SHA256_L
 	if (rc)
 		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
-	return commit_retrying(s, digest, path, final, len, err);
+	return commit_retrying(s, digest, NULL, path, final, len, err);
 }
 
 static const char sql_is_resident[] = "SELECT 1 FROM resident WHERE digest = ?";
