@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +52,8 @@ struct mfs_store {
 		const char *sql;   /* by the address of their SQL constant */
 		sqlite3_stmt *st;
 	} stmts[STMT_CACHE];
+	bool shared;               /* group-readable store (docs/store.md) */
+	int dfd;                   /* the store directory, opened without following links */
 	dev_t index_dev;           /* lock: the index file the connection has open */
 	ino_t index_ino;           /* lock */
 };
@@ -225,13 +229,17 @@ static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 	int rc = subpath(s, path, sizeof(path), "index.db");
 	if (rc)
 		return MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
+	/* Not through a link; the -wal and -shm files SQLite creates take the
+	 * mode of index.db, which is set before anything is written. */
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-						  SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+						  SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+			    NULL) != SQLITE_OK) {
 		rc = sql_err(err, s->db, "cannot open the index");
 		sqlite3_close(s->db);
 		s->db = NULL;
 		return rc;
 	}
+	fchmodat(s->dfd, "index.db", s->shared ? 0640 : 0600, AT_SYMLINK_NOFOLLOW);
 	sqlite3_busy_timeout(s->db, 10000);
 	/* Several processes may create a new index at once: switching it to
 	 * WAL or creating the tables can then answer "locked" (or an I/O error
@@ -430,25 +438,211 @@ int mfs_store_recheck(struct mfs_store *s, bool *reopened, struct mfs_err *err)
 	return rc;
 }
 
+mode_t mfs_store_file_mode(const struct mfs_store *s)
+{
+	return s->shared ? 0440 : 0400;
+}
+
+mode_t mfs_store_dir_mode(const struct mfs_store *s)
+{
+	return s->shared ? 02750 : 0700;
+}
+
+/* Who owns a store directory may replace anything in it, links included,
+ * so a store is used only by its owner or root unless the caller said
+ * otherwise (opts->any_owner). */
+static int check_owner(const struct stat *st, const char *path, bool any_owner,
+		       struct mfs_err *err)
+{
+	if (st->st_uid == geteuid() || st->st_uid == 0 || any_owner)
+		return 0;
+	struct passwd *pw = getpwuid(st->st_uid);
+	return MFS_ERR(err, -EPERM, MFS_ERR_IO,
+		       "'%s' belongs to another user (%s, uid %u): whoever owns a store's"
+		       " directories can point them anywhere, so it is used only by its owner or"
+		       " root; pass --allow-other-owner if that user is trusted",
+		       path, pw ? pw->pw_name : "?", (unsigned)st->st_uid);
+}
+
+/* Opens (creating if needed) directory name under dfd without following a
+ * link, checks its owner and takes away what it must not have: write for
+ * group and others, and read for others (and for the group unless shared).
+ * Returns the fd or -errno. */
+static int open_subdir(int dfd, const char *name, const char *path, mode_t mode,
+		       const struct mfs_store_opts *o, struct mfs_err *err)
+{
+	if (mkdirat(dfd, name, mode) == 0)
+		fchmodat(dfd, name, mode, 0); /* the umask took bits away */
+	else if (errno != EEXIST)
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create '%s': %s", path,
+			       strerror(errno));
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ELOOP || e == ENOTDIR)
+			return MFS_ERR(err, -ENOTDIR, MFS_ERR_IO,
+				       "'%s' is %s: a store's directories must be real directories",
+				       path, e == ELOOP ? "a symbolic link" : "not a directory");
+		return MFS_ERR(err, -e, MFS_ERR_IO, "cannot open '%s': %s", path, strerror(e));
+	}
+	struct stat st;
+	int rc = fstat(fd, &st) ? MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s'", path)
+				: check_owner(&st, path, o && o->any_owner, err);
+	mode_t extra = (mode & S_IRGRP) ? 027 : 077; /* bits it must not have */
+	if (!rc && (st.st_mode & extra) && st.st_uid == geteuid()) {
+		if (fchmod(fd, (st.st_mode & 07777 & ~extra)))
+			rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot make '%s' private: %s", path,
+				     strerror(errno));
+	}
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Shares an existing tree with group gid: directories 2750 (new files take
+ * their group from it), files group-readable. */
+static void share_tree(int fd, gid_t gid, int depth)
+{
+	DIR *d = depth < 3 ? fdopendir(dup(fd)) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, "..")))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+			continue;
+		int cfd = openat(dirfd(d), de->d_name,
+				 O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+					 (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+		if (cfd < 0)
+			continue;
+		if (fchown(cfd, (uid_t)-1, gid) == 0) {
+			if (S_ISDIR(st.st_mode)) {
+				fchmod(cfd, 02750);
+				share_tree(cfd, gid, depth + 1);
+			} else {
+				fchmod(cfd, (st.st_mode & 0600) | ((st.st_mode & 0400) ? 040 : 0));
+			}
+		}
+		close(cfd);
+	}
+	if (d)
+		closedir(d);
+}
+
+static const char *const subdirs[] = { "chunks", "records", "manifests", "tmp", "quarantine",
+				       "partial" };
+
+/* Creates or checks the store directory and its subdirectories: none may be
+ * a link or belong to another user; modes private (or shared with a group). */
+static int prepare_dirs(struct mfs_store *s, const struct mfs_store_opts *o, struct mfs_err *err)
+{
+	char parent[PATH_MAX];
+	if (snprintf(parent, sizeof(parent), "%s", s->dir) >= (int)sizeof(parent))
+		return MFS_ERR(err, -ENAMETOOLONG, MFS_ERR_IO, "store path too long");
+	char *slash = strrchr(parent, '/');
+	while (slash && slash > parent && !slash[1]) { /* "dir/" */
+		*slash = '\0';
+		slash = strrchr(parent, '/');
+	}
+	int rc = 0;
+	if (slash && slash > parent) {
+		*slash = '\0';
+		rc = mkdir_p(parent, 0700);
+		*slash = '/';
+		if (rc)
+			return MFS_ERR(err, rc, MFS_ERR_IO, "cannot create '%s': %s", parent,
+				       strerror(-rc));
+	}
+	bool created = mkdir(s->dir, 0700) == 0;
+	if (!created && errno != EEXIST)
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create '%s': %s", s->dir,
+			       strerror(errno));
+	s->dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (s->dfd < 0) {
+		int e = errno;
+		if (e == ELOOP)
+			return MFS_ERR(err, -ENOTDIR, MFS_ERR_IO,
+				       "the store '%s' is a symbolic link: give its real path", s->dir);
+		return MFS_ERR(err, -e, MFS_ERR_IO, "cannot open the store '%s': %s", s->dir,
+			       strerror(e));
+	}
+	struct stat st;
+	if (fstat(s->dfd, &st))
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s'", s->dir);
+	if ((rc = check_owner(&st, s->dir, o && o->any_owner, err)))
+		return rc;
+	if (o && o->share) {
+		if (fchown(s->dfd, (uid_t)-1, o->group) || fchmod(s->dfd, 02750))
+			return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot share '%s' with group %u: %s",
+				       s->dir, (unsigned)o->group, strerror(errno));
+		share_tree(s->dfd, o->group, 0);
+		st.st_mode = S_IFDIR | 02750;
+	} else if (created) {
+		fchmod(s->dfd, 0700); /* whatever the umask */
+		st.st_mode = S_IFDIR | 0700;
+	}
+	/* Shared once (--group): group-readable with the setgid bit. Anything
+	 * else is private, and what others could read is taken away (never
+	 * widened: a store becomes shared only when asked). */
+	s->shared = (st.st_mode & S_ISGID) && (st.st_mode & S_IRGRP);
+	mode_t extra = s->shared ? 027 : 077;
+	if ((st.st_mode & extra) && st.st_uid == geteuid()) {
+		mfs_log_notice("the store '%s' was open to %s: made %s", s->dir,
+			       s->shared ? "others" : "other users", s->shared ? "2750" : "private (0700)");
+		if (fchmod(s->dfd, st.st_mode & 07777 & ~extra))
+			return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot make '%s' private: %s", s->dir,
+				       strerror(errno));
+	}
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
+		char path[PATH_MAX];
+		if ((rc = subpath(s, path, sizeof(path), "%s", subdirs[i])))
+			return MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
+		int fd = open_subdir(s->dfd, subdirs[i], path, mfs_store_dir_mode(s), o, err);
+		if (fd < 0)
+			return fd;
+		/* chunks/xx: the same rules one level down */
+		DIR *d = !strcmp(subdirs[i], "chunks") ? fdopendir(fd) : NULL;
+		struct dirent *de;
+		while (d && !rc && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			if ((rc = subpath(s, path, sizeof(path), "chunks/%s", de->d_name)))
+				rc = MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
+			int cfd = rc ? -1 : open_subdir(dirfd(d), de->d_name, path,
+						       mfs_store_dir_mode(s), o, err);
+			if (cfd < 0 && !rc)
+				rc = cfd;
+			if (cfd >= 0)
+				close(cfd);
+		}
+		if (d)
+			closedir(d);
+		else
+			close(fd);
+	}
+	return rc;
+}
+
 int mfs_store_open(const char *dir, struct mfs_store **out, struct mfs_err *err)
+{
+	return mfs_store_open_opts(dir, NULL, out, err);
+}
+
+int mfs_store_open_opts(const char *dir, const struct mfs_store_opts *opts,
+			struct mfs_store **out, struct mfs_err *err)
 {
 	struct mfs_store *s = calloc(1, sizeof(*s));
 	if (!s || !(s->dir = strdup(dir))) {
 		free(s);
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 	}
+	s->dfd = -1;
 	pthread_mutex_init(&s->lock, NULL);
-	static const char *const subdirs[] = { "", "chunks", "records", "manifests", "tmp",
-					       "quarantine", "partial" };
-	int rc = 0;
-	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
-		char path[PATH_MAX];
-		rc = subpath(s, path, sizeof(path), "%s", subdirs[i]);
-		if (!rc)
-			rc = mkdir_p(path, 0755);
-		if (rc)
-			MFS_ERR(err, rc, MFS_ERR_IO, "cannot create '%s': %s", path, strerror(-rc));
-	}
+	int rc = prepare_dirs(s, opts, err);
 	if (!rc) {
 		pthread_mutex_lock(&s->lock);
 		rc = open_index(s, err);
@@ -477,6 +671,8 @@ void mfs_store_close(struct mfs_store *s)
 		pthread_mutex_unlock(&s->lock);
 		sqlite3_close(s->db);
 	}
+	if (s->dfd >= 0)
+		close(s->dfd);
 	pthread_mutex_destroy(&s->lock);
 	free(s->dir);
 	free(s);
@@ -740,7 +936,7 @@ static int write_tmp(struct mfs_store *s, const char *hex, const void *data, siz
 		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create a chunk file in '%s/tmp': %s",
 			       s->dir, strerror(errno));
 	rc = write_all(fd, data, len);
-	fchmod(fd, 0444);
+	fchmod(fd, mfs_store_file_mode(s));
 	if (close(fd) && !rc)
 		rc = -errno;
 	if (rc) {
@@ -804,7 +1000,7 @@ static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 			char dir[PATH_MAX];
 			snprintf(dir, sizeof(dir), "%s", final);
 			*strrchr(dir, '/') = '\0';
-			if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+			if (mkdir(dir, mfs_store_dir_mode(s)) == 0 || errno == EEXIST)
 				r = rename(tmp, final);
 		}
 		if (r)
@@ -820,7 +1016,10 @@ static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	 * recorded vouches for exactly the bytes verified. */
 	struct stat st;
 	int cfd = -1;
-	if (!rc && ((cfd = open(final, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 || fstat(cfd, &st)))
+	if (!rc && (cfd = open(final, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0 &&
+	    !fstat(cfd, &st) && (st.st_mode & 07777) != mfs_store_file_mode(s))
+		fchmod(cfd, mfs_store_file_mode(s)); /* an adopted file: read-only, private */
+	if (!rc && (cfd < 0 || fstat(cfd, &st)))
 		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s': %s", final, strerror(errno));
 	if (!rc && ((uint64_t)st.st_size != len || !holds(cfd, data, digest, len)))
 		rc = MFS_ERR(err, -EIO, MFS_ERR_HASH,

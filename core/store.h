@@ -41,6 +41,23 @@ struct mfs_store;
 /* Opens (creating if needed) the store at dir; rebuilds the index from
  * records/ and chunks/ if index.db is missing or corrupt. 0 or -errno. */
 int mfs_store_open(const char *dir, struct mfs_store **out, struct mfs_err *err);
+
+/* How a store is opened (docs/store.md, "Permissions"). */
+struct mfs_store_opts {
+	bool share;       /* make the store readable by group (dirs 2750, files 0440) */
+	gid_t group;      /* with share */
+	bool any_owner;   /* accept directories owned by another non-root user */
+};
+/* mfs_store_open with opts (NULL: private, owner or root only). The store
+ * directory and its subdirectories must be real directories (not links)
+ * owned by the caller or root: -ENOTDIR or -EPERM (with the path) if not.
+ * A new store is private (0700, files 0400); an existing one is never made
+ * more open than it is, except by share. */
+int mfs_store_open_opts(const char *dir, const struct mfs_store_opts *opts,
+			struct mfs_store **out, struct mfs_err *err);
+/* The mode of the store's files and directories (private or shared). */
+mode_t mfs_store_file_mode(const struct mfs_store *s);
+mode_t mfs_store_dir_mode(const struct mfs_store *s);
 void mfs_store_close(struct mfs_store *s);
 const char *mfs_store_dir(const struct mfs_store *s);
 /* The default store: $MODELFS_STORE, else /var/cache/modelfs for root, else
