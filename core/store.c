@@ -223,12 +223,24 @@ static void clean_tmp(struct mfs_store *s)
 	closedir(d);
 }
 
+static bool is_link(int dfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+}
+
 static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 {
 	char path[PATH_MAX];
 	int rc = subpath(s, path, sizeof(path), "index.db");
 	if (rc)
 		return MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
+	static const char *const files[] = { "index.db", "index.db-wal", "index.db-shm" };
+	for (int i = 0; i < 3; i++)
+		if (is_link(s->dfd, files[i]))
+			return MFS_ERR(err, -ENOTDIR, MFS_ERR_IO,
+				       "'%s/%s' is a symbolic link: the store's index must be a"
+				       " file of its own", s->dir, files[i]);
 	/* Not through a link; the -wal and -shm files SQLite creates take the
 	 * mode of index.db, which is set before anything is written. */
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -464,6 +476,7 @@ static int check_owner(const struct stat *st, const char *path, bool any_owner,
 		       path, pw ? pw->pw_name : "?", (unsigned)st->st_uid);
 }
 
+
 /* Opens (creating if needed) directory name under dfd without following a
  * link, checks its owner and takes away what it must not have: write for
  * group and others, and read for others (and for the group unless shared).
@@ -482,7 +495,7 @@ static int open_subdir(int dfd, const char *name, const char *path, mode_t mode,
 		if (e == ELOOP || e == ENOTDIR)
 			return MFS_ERR(err, -ENOTDIR, MFS_ERR_IO,
 				       "'%s' is %s: a store's directories must be real directories",
-				       path, e == ELOOP ? "a symbolic link" : "not a directory");
+				       path, is_link(dfd, name) ? "a symbolic link" : "not a directory");
 		return MFS_ERR(err, -e, MFS_ERR_IO, "cannot open '%s': %s", path, strerror(e));
 	}
 	struct stat st;
@@ -564,7 +577,7 @@ static int prepare_dirs(struct mfs_store *s, const struct mfs_store_opts *o, str
 	s->dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (s->dfd < 0) {
 		int e = errno;
-		if (e == ELOOP)
+		if ((e == ELOOP || e == ENOTDIR) && is_link(AT_FDCWD, s->dir))
 			return MFS_ERR(err, -ENOTDIR, MFS_ERR_IO,
 				       "the store '%s' is a symbolic link: give its real path", s->dir);
 		return MFS_ERR(err, -e, MFS_ERR_IO, "cannot open the store '%s': %s", s->dir,
