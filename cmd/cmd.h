@@ -21,6 +21,8 @@ struct mfs_cmd {
 	const char *store_dir;   /* --store, $MODELFS_STORE or the default */
 	struct mfs_store *store; /* opened on first mfs_cmd_store() */
 	bool tty;                /* stderr is a terminal: progress bars allowed */
+	const char *group;       /* --group NAME: share the store with that group */
+	bool any_owner;          /* --allow-other-owner */
 };
 
 /* Opens the store once; prints an error and returns NULL on failure. */

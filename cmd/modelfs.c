@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,10 @@ static void usage(FILE *out)
 	fprintf(out, "\noptions:\n"
 		     "  --store DIR   the store (cache and index); default $MODELFS_STORE,\n"
 		     "                else /var/cache/modelfs as root, else ~/.cache/modelfs\n"
+		     "  --group NAME  share the store with group NAME: directories 2750, files\n"
+		     "                0440 (a store is otherwise private: 0700, files 0400)\n"
+		     "  --allow-other-owner  use a store owned by another (non-root) user;\n"
+		     "                refused otherwise, since that user can redirect it\n"
 		     "  -v            more log output (repeat for debug)\n"
 		     "  --help        this text; 'modelfs COMMAND --help' for a command\n");
 }
@@ -64,7 +69,17 @@ struct mfs_store *mfs_cmd_store(struct mfs_cmd *cmd)
 	if (cmd->store)
 		return cmd->store;
 	struct mfs_err err = { 0 };
-	if (mfs_store_open(cmd->store_dir, &cmd->store, &err)) {
+	struct mfs_store_opts o = { .any_owner = cmd->any_owner };
+	if (cmd->group) {
+		struct group *gr = getgrnam(cmd->group);
+		if (!gr) {
+			fprintf(stderr, "modelfs: --group: no group named '%s'\n", cmd->group);
+			return NULL;
+		}
+		o.share = true;
+		o.group = gr->gr_gid;
+	}
+	if (mfs_store_open_opts(cmd->store_dir, &o, &cmd->store, &err)) {
 		mfs_cmd_fail(&err, "cannot open the store",
 			     "choose another with --store DIR or MODELFS_STORE");
 		return NULL;
@@ -160,6 +175,12 @@ int main(int argc, char **argv)
 			cmd.store_dir = argv[++i];
 		} else if (!strncmp(argv[i], "--store=", 8)) {
 			cmd.store_dir = argv[i] + 8;
+		} else if (!strcmp(argv[i], "--group") && i + 1 < argc) {
+			cmd.group = argv[++i];
+		} else if (!strncmp(argv[i], "--group=", 8)) {
+			cmd.group = argv[i] + 8;
+		} else if (!strcmp(argv[i], "--allow-other-owner")) {
+			cmd.any_owner = true;
 		} else if (!strcmp(argv[i], "-v")) {
 			verbose++;
 		} else if (!strcmp(argv[i], "-vv")) {

@@ -2,7 +2,8 @@
  * cache.c - verified reads of installed files, chunk by chunk (cache.h).
  *
  * The invariant this file keeps: a byte leaves mfs_cache_read only if it was
- * read from a chunk file that mfs_store_chunk_open vouched for, and a chunk
+ * read from a chunk file that mfs_store_chunk_open vouched for and that still
+ * carried the same stamp after the bytes were read, and a chunk
  * file exists only for bytes the repository layer verified against the
  * chunk's SHA-256 (the request carries the expected digest; a repository
  * hands over only matching bytes). So nothing here hashes on the read path
@@ -342,11 +343,11 @@ int mfs_cache_fetch(struct mfs_cache *c, const struct mfs_file *f, uint32_t firs
 /* Opens chunk idx of f, verified, fetching it (again) when it is missing or
  * its cached copy turned out bad. */
 static int open_chunk(struct mfs_cache *c, const struct mfs_file *f, uint32_t idx, int *fd,
-		      struct mfs_err *err)
+		      struct mfs_chunk_stamp *stamp, struct mfs_err *err)
 {
 	uint64_t len = mfs_file_chunk_len(f, idx);
 	for (int attempt = 0; attempt < 3; attempt++) {
-		int rc = mfs_store_chunk_open(c->store, f->chunks[idx], len, fd, err);
+		int rc = mfs_store_chunk_open(c->store, f->chunks[idx], len, fd, stamp, err);
 		if (rc != -ENOENT && rc != -EBADMSG)
 			return rc;
 		rc = mfs_cache_fetch(c, f, idx, 1, err);
@@ -355,6 +356,26 @@ static int open_chunk(struct mfs_cache *c, const struct mfs_file *f, uint32_t id
 	}
 	return MFS_ERR(err, -EIO, MFS_ERR_STATE, "chunk %u of '%s' keeps disappearing", idx, f->path);
 }
+
+/* Reads len bytes at from of an open chunk file. 0 or -errno. */
+static int pread_all(int fd, void *buf, size_t len, uint64_t from)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, (char *)buf + got, len - got, (off_t)(from + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* How often one read opens a chunk again because its file changed while
+ * it was read, before it gives up (-EIO): a file that keeps changing is
+ * under attack or on a failing disk, and is never served. */
+#define CHANGED_RETRIES 4
 
 ssize_t mfs_cache_read(struct mfs_cache *c, const struct mfs_file *f, uint64_t off,
 		       size_t len, void *buf, struct mfs_err *err)
@@ -368,41 +389,46 @@ ssize_t mfs_cache_read(struct mfs_cache *c, const struct mfs_file *f, uint64_t o
 	size_t done = 0;
 	int rc = 0;
 	for (uint32_t i = first; i <= last; i++) {
-		/* The common case, a resident chunk, costs one lookup; a miss
-		 * fetches the rest of the range in one parallel job. */
-		int fd;
-		rc = mfs_store_chunk_open(c->store, f->chunks[i], mfs_file_chunk_len(f, i), &fd, err);
-		if (rc == -ENOENT || rc == -EBADMSG) {
-			if ((rc = mfs_cache_fetch(c, f, i, last - i + 1, err)))
-				return rc;
-			rc = open_chunk(c, f, i, &fd, err);
-		}
-		if (rc)
-			return rc;
 		uint64_t cstart = (uint64_t)i * f->chunk_size;
 		uint64_t from = off + done - cstart;
-		/* A read from the start of a chunk: have the kernel read the
-		 * rest of its file from disk while this part is served. */
-		if (from == 0)
-			posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 		size_t want = (size_t)(mfs_file_chunk_len(f, i) - from);
 		if (want > len - done)
 			want = len - done;
-		size_t got = 0;
-		while (got < want) {
-			ssize_t n = pread(fd, (char *)buf + done + got, want - got, (off_t)(from + got));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				rc = n < 0 ? -errno : -EIO;
-				break;
+		for (int attempt = 0;; attempt++) {
+			/* The common case, a resident chunk, costs one lookup; a
+			 * miss fetches the rest of the range in one parallel job. */
+			int fd;
+			struct mfs_chunk_stamp stamp;
+			rc = mfs_store_chunk_open(c->store, f->chunks[i], mfs_file_chunk_len(f, i), &fd,
+						  &stamp, err);
+			if (rc == -ENOENT || rc == -EBADMSG) {
+				if (!attempt && (rc = mfs_cache_fetch(c, f, i, last - i + 1, err)))
+					return rc;
+				rc = open_chunk(c, f, i, &fd, &stamp, err);
 			}
-			got += (size_t)n;
+			if (rc)
+				return rc;
+			/* A read from the start of a chunk: have the kernel read
+			 * the rest of its file from disk while this part is served. */
+			if (from == 0)
+				posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+			rc = pread_all(fd, (char *)buf + done, want, from);
+			/* The stamp was checked before the read; a writer may have
+			 * changed the file since. Checked again after it, the
+			 * bytes are used only if nothing wrote in between. */
+			bool same = !rc && mfs_store_chunk_unchanged(fd, &stamp);
+			close(fd);
+			if (rc)
+				return MFS_ERR(err, rc, MFS_ERR_IO, "cannot read cached chunk %u of '%s'",
+					       i, f->path);
+			if (same)
+				break;
+			mfs_store_count(c->store, "changed_reads", 1);
+			if (attempt + 1 >= CHANGED_RETRIES)
+				return MFS_ERR(err, -EIO, MFS_ERR_HASH,
+					       "chunk %u of '%s': its cached file keeps changing while"
+					       " it is read; not served", i, f->path);
 		}
-		close(fd);
-		if (rc)
-			return MFS_ERR(err, rc, MFS_ERR_IO, "cannot read cached chunk %u of '%s'", i,
-				       f->path);
 		mfs_store_chunk_touch(c->store, f->chunks[i]);
 		done += want;
 	}
@@ -449,7 +475,7 @@ static int hash_chunk(struct mfs_cache *c, const struct mfs_file *f, uint32_t id
 		      struct mfs_sha256 *h, uint8_t *buf, size_t cap, struct mfs_err *err)
 {
 	int fd;
-	int rc = open_chunk(c, f, idx, &fd, err);
+	int rc = open_chunk(c, f, idx, &fd, NULL, err);
 	if (rc)
 		return rc;
 	uint64_t len = mfs_file_chunk_len(f, idx), off = 0;

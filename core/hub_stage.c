@@ -81,7 +81,7 @@ static bool stage_next(void *ctx, struct mfs_fetch_req *req)
 
 static int write_file(const char *path, const void *data, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0400);
 	if (fd < 0)
 		return -errno;
 	const char *p = data;

@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +52,8 @@ struct mfs_store {
 		const char *sql;   /* by the address of their SQL constant */
 		sqlite3_stmt *st;
 	} stmts[STMT_CACHE];
+	bool shared;               /* group-readable store (docs/store.md) */
+	int dfd;                   /* the store directory, opened without following links */
 	dev_t index_dev;           /* lock: the index file the connection has open */
 	ino_t index_ino;           /* lock */
 };
@@ -219,19 +223,35 @@ static void clean_tmp(struct mfs_store *s)
 	closedir(d);
 }
 
+static bool is_link(int dfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+}
+
 static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 {
 	char path[PATH_MAX];
 	int rc = subpath(s, path, sizeof(path), "index.db");
 	if (rc)
 		return MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
+	static const char *const files[] = { "index.db", "index.db-wal", "index.db-shm" };
+	for (int i = 0; i < 3; i++)
+		if (is_link(s->dfd, files[i]))
+			return MFS_ERR(err, -ENOTDIR, MFS_ERR_IO,
+				       "'%s/%s' is a symbolic link: the store's index must be a"
+				       " file of its own", s->dir, files[i]);
+	/* Not through a link; the -wal and -shm files SQLite creates take the
+	 * mode of index.db, which is set before anything is written. */
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-						  SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+						  SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+			    NULL) != SQLITE_OK) {
 		rc = sql_err(err, s->db, "cannot open the index");
 		sqlite3_close(s->db);
 		s->db = NULL;
 		return rc;
 	}
+	fchmodat(s->dfd, "index.db", s->shared ? 0640 : 0600, AT_SYMLINK_NOFOLLOW);
 	sqlite3_busy_timeout(s->db, 10000);
 	/* Several processes may create a new index at once: switching it to
 	 * WAL or creating the tables can then answer "locked" (or an I/O error
@@ -288,6 +308,78 @@ static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 	return 0;
 }
 
+static int64_t stat_ctime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+/* quarantine/ keeps what was set aside for a person to look at, never
+ * more than this: a writer toggling a byte of a chunk file would otherwise
+ * leave a copy per detection, outside the quota (docs/store.md). */
+#define QUARANTINE_MAX_FILES 32
+#define QUARANTINE_MAX_BYTES (64ull << 20)
+
+struct qent {
+	char name[NAME_MAX + 1];
+	int64_t at_ns;
+	uint64_t bytes;
+};
+
+static int qent_older(const void *a, const void *b)
+{
+	const struct qent *x = a, *y = b;
+	return x->at_ns < y->at_ns ? -1 : x->at_ns > y->at_ns;
+}
+
+/* Removes the oldest files of quarantine/ (by the time they were moved
+ * there: a rename sets the ctime) until at most QUARANTINE_MAX_FILES and
+ * QUARANTINE_MAX_BYTES are left; the newest file always stays. */
+static void prune_quarantine(struct mfs_store *s)
+{
+	char path[PATH_MAX];
+	if (subpath(s, path, sizeof(path), "quarantine"))
+		return;
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	size_t n = 0, cap = 0;
+	struct qent *v = NULL;
+	uint64_t total = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.' || fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    S_ISDIR(st.st_mode))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct qent *nv = ncap < 1u << 20 ? realloc(v, ncap * sizeof(*v)) : NULL;
+			if (!nv)
+				break;
+			v = nv;
+			cap = ncap;
+		}
+		snprintf(v[n].name, sizeof(v[n].name), "%s", de->d_name);
+		v[n].at_ns = stat_ctime_ns(&st);
+		v[n].bytes = S_ISREG(st.st_mode) ? (uint64_t)st.st_blocks * 512 : 0;
+		total += v[n].bytes;
+		n++;
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), qent_older);
+	for (size_t i = 0; i + 1 < n && (n - i > QUARANTINE_MAX_FILES || total > QUARANTINE_MAX_BYTES);
+	     i++) {
+		if (unlinkat(dfd, v[i].name, 0) == 0)
+			total -= v[i].bytes;
+	}
+	free(v);
+	closedir(d);
+}
+
 /* Moves a corrupt index aside (kept for a person to look at) so a fresh one
  * can be rebuilt. */
 static void set_index_aside(struct mfs_store *s)
@@ -300,6 +392,7 @@ static void set_index_aside(struct mfs_store *s)
 			continue;
 		rename(from, to);
 	}
+	prune_quarantine(s);
 }
 
 /* Opens index.db; a corrupt one is set aside; one not built yet is built
@@ -357,25 +450,212 @@ int mfs_store_recheck(struct mfs_store *s, bool *reopened, struct mfs_err *err)
 	return rc;
 }
 
+mode_t mfs_store_file_mode(const struct mfs_store *s)
+{
+	return s->shared ? 0440 : 0400;
+}
+
+mode_t mfs_store_dir_mode(const struct mfs_store *s)
+{
+	return s->shared ? 02750 : 0700;
+}
+
+/* Who owns a store directory may replace anything in it, links included,
+ * so a store is used only by its owner or root unless the caller said
+ * otherwise (opts->any_owner). */
+static int check_owner(const struct stat *st, const char *path, bool any_owner,
+		       struct mfs_err *err)
+{
+	if (st->st_uid == geteuid() || st->st_uid == 0 || any_owner)
+		return 0;
+	struct passwd *pw = getpwuid(st->st_uid);
+	return MFS_ERR(err, -EPERM, MFS_ERR_IO,
+		       "'%s' belongs to another user (%s, uid %u): whoever owns a store's"
+		       " directories can point them anywhere, so it is used only by its owner or"
+		       " root; pass --allow-other-owner if that user is trusted",
+		       path, pw ? pw->pw_name : "?", (unsigned)st->st_uid);
+}
+
+
+/* Opens (creating if needed) directory name under dfd without following a
+ * link, checks its owner and takes away what it must not have: write for
+ * group and others, and read for others (and for the group unless shared).
+ * Returns the fd or -errno. */
+static int open_subdir(int dfd, const char *name, const char *path, mode_t mode,
+		       const struct mfs_store_opts *o, struct mfs_err *err)
+{
+	if (mkdirat(dfd, name, mode) == 0)
+		fchmodat(dfd, name, mode, 0); /* the umask took bits away */
+	else if (errno != EEXIST)
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create '%s': %s", path,
+			       strerror(errno));
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ELOOP || e == ENOTDIR)
+			return MFS_ERR(err, -ENOTDIR, MFS_ERR_IO,
+				       "'%s' is %s: a store's directories must be real directories",
+				       path, is_link(dfd, name) ? "a symbolic link" : "not a directory");
+		return MFS_ERR(err, -e, MFS_ERR_IO, "cannot open '%s': %s", path, strerror(e));
+	}
+	struct stat st;
+	int rc = fstat(fd, &st) ? MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s'", path)
+				: check_owner(&st, path, o && o->any_owner, err);
+	mode_t extra = (mode & S_IRGRP) ? 027 : 077; /* bits it must not have */
+	if (!rc && (st.st_mode & extra) && st.st_uid == geteuid()) {
+		if (fchmod(fd, (st.st_mode & 07777 & ~extra)))
+			rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot make '%s' private: %s", path,
+				     strerror(errno));
+	}
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Shares an existing tree with group gid: directories 2750 (new files take
+ * their group from it), files group-readable. */
+static void share_tree(int fd, gid_t gid, int depth)
+{
+	DIR *d = depth < 3 ? fdopendir(dup(fd)) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, "..")))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+			continue;
+		int cfd = openat(dirfd(d), de->d_name,
+				 O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+					 (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+		if (cfd < 0)
+			continue;
+		if (fchown(cfd, (uid_t)-1, gid) == 0) {
+			if (S_ISDIR(st.st_mode)) {
+				fchmod(cfd, 02750);
+				share_tree(cfd, gid, depth + 1);
+			} else {
+				fchmod(cfd, (st.st_mode & 0600) | ((st.st_mode & 0400) ? 040 : 0));
+			}
+		}
+		close(cfd);
+	}
+	if (d)
+		closedir(d);
+}
+
+static const char *const subdirs[] = { "chunks", "records", "manifests", "tmp", "quarantine",
+				       "partial" };
+
+/* Creates or checks the store directory and its subdirectories: none may be
+ * a link or belong to another user; modes private (or shared with a group). */
+static int prepare_dirs(struct mfs_store *s, const struct mfs_store_opts *o, struct mfs_err *err)
+{
+	char parent[PATH_MAX];
+	if (snprintf(parent, sizeof(parent), "%s", s->dir) >= (int)sizeof(parent))
+		return MFS_ERR(err, -ENAMETOOLONG, MFS_ERR_IO, "store path too long");
+	char *slash = strrchr(parent, '/');
+	while (slash && slash > parent && !slash[1]) { /* "dir/" */
+		*slash = '\0';
+		slash = strrchr(parent, '/');
+	}
+	int rc = 0;
+	if (slash && slash > parent) {
+		*slash = '\0';
+		rc = mkdir_p(parent, 0700);
+		*slash = '/';
+		if (rc)
+			return MFS_ERR(err, rc, MFS_ERR_IO, "cannot create '%s': %s", parent,
+				       strerror(-rc));
+	}
+	bool created = mkdir(s->dir, 0700) == 0;
+	if (!created && errno != EEXIST)
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create '%s': %s", s->dir,
+			       strerror(errno));
+	s->dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (s->dfd < 0) {
+		int e = errno;
+		if ((e == ELOOP || e == ENOTDIR) && is_link(AT_FDCWD, s->dir))
+			return MFS_ERR(err, -ENOTDIR, MFS_ERR_IO,
+				       "the store '%s' is a symbolic link: give its real path", s->dir);
+		return MFS_ERR(err, -e, MFS_ERR_IO, "cannot open the store '%s': %s", s->dir,
+			       strerror(e));
+	}
+	struct stat st;
+	if (fstat(s->dfd, &st))
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s'", s->dir);
+	if ((rc = check_owner(&st, s->dir, o && o->any_owner, err)))
+		return rc;
+	if (o && o->share) {
+		if (fchown(s->dfd, (uid_t)-1, o->group) || fchmod(s->dfd, 02750))
+			return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot share '%s' with group %u: %s",
+				       s->dir, (unsigned)o->group, strerror(errno));
+		share_tree(s->dfd, o->group, 0);
+		st.st_mode = S_IFDIR | 02750;
+	} else if (created) {
+		fchmod(s->dfd, 0700); /* whatever the umask */
+		st.st_mode = S_IFDIR | 0700;
+	}
+	/* Shared once (--group): group-readable with the setgid bit. Anything
+	 * else is private, and what others could read is taken away (never
+	 * widened: a store becomes shared only when asked). */
+	s->shared = (st.st_mode & S_ISGID) && (st.st_mode & S_IRGRP);
+	mode_t extra = s->shared ? 027 : 077;
+	if ((st.st_mode & extra) && st.st_uid == geteuid()) {
+		mfs_log_notice("the store '%s' was open to %s: made %s", s->dir,
+			       s->shared ? "others" : "other users", s->shared ? "2750" : "private (0700)");
+		if (fchmod(s->dfd, st.st_mode & 07777 & ~extra))
+			return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot make '%s' private: %s", s->dir,
+				       strerror(errno));
+	}
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
+		char path[PATH_MAX];
+		if ((rc = subpath(s, path, sizeof(path), "%s", subdirs[i])))
+			return MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
+		int fd = open_subdir(s->dfd, subdirs[i], path, mfs_store_dir_mode(s), o, err);
+		if (fd < 0)
+			return fd;
+		/* chunks/xx: the same rules one level down */
+		DIR *d = !strcmp(subdirs[i], "chunks") ? fdopendir(fd) : NULL;
+		struct dirent *de;
+		while (d && !rc && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			if ((rc = subpath(s, path, sizeof(path), "chunks/%s", de->d_name)))
+				rc = MFS_ERR(err, rc, MFS_ERR_IO, "store path too long");
+			int cfd = rc ? -1 : open_subdir(dirfd(d), de->d_name, path,
+						       mfs_store_dir_mode(s), o, err);
+			if (cfd < 0 && !rc)
+				rc = cfd;
+			if (cfd >= 0)
+				close(cfd);
+		}
+		if (d)
+			closedir(d);
+		else
+			close(fd);
+	}
+	return rc;
+}
+
 int mfs_store_open(const char *dir, struct mfs_store **out, struct mfs_err *err)
+{
+	return mfs_store_open_opts(dir, NULL, out, err);
+}
+
+int mfs_store_open_opts(const char *dir, const struct mfs_store_opts *opts,
+			struct mfs_store **out, struct mfs_err *err)
 {
 	struct mfs_store *s = calloc(1, sizeof(*s));
 	if (!s || !(s->dir = strdup(dir))) {
 		free(s);
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 	}
+	s->dfd = -1;
 	pthread_mutex_init(&s->lock, NULL);
-	static const char *const subdirs[] = { "", "chunks", "records", "manifests", "tmp",
-					       "quarantine", "partial" };
-	int rc = 0;
-	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]) && !rc; i++) {
-		char path[PATH_MAX];
-		rc = subpath(s, path, sizeof(path), "%s", subdirs[i]);
-		if (!rc)
-			rc = mkdir_p(path, 0755);
-		if (rc)
-			MFS_ERR(err, rc, MFS_ERR_IO, "cannot create '%s': %s", path, strerror(-rc));
-	}
+	int rc = prepare_dirs(s, opts, err);
 	if (!rc) {
 		pthread_mutex_lock(&s->lock);
 		rc = open_index(s, err);
@@ -404,6 +684,8 @@ void mfs_store_close(struct mfs_store *s)
 		pthread_mutex_unlock(&s->lock);
 		sqlite3_close(s->db);
 	}
+	if (s->dfd >= 0)
+		close(s->dfd);
 	pthread_mutex_destroy(&s->lock);
 	free(s->dir);
 	free(s);
@@ -594,10 +876,6 @@ void mfs_store_chunk_path(const struct mfs_store *s, const uint8_t digest[MFS_SH
 	snprintf(buf, cap, "%s/chunks/%.2s/%s", s->dir, hex, hex);
 }
 
-static int64_t stat_ctime_ns(const struct stat *st)
-{
-	return (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
-}
 
 static int write_all(int fd, const void *data, size_t len)
 {
@@ -671,7 +949,7 @@ static int write_tmp(struct mfs_store *s, const char *hex, const void *data, siz
 		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create a chunk file in '%s/tmp': %s",
 			       s->dir, strerror(errno));
 	rc = write_all(fd, data, len);
-	fchmod(fd, 0444);
+	fchmod(fd, mfs_store_file_mode(s));
 	if (close(fd) && !rc)
 		rc = -errno;
 	if (rc) {
@@ -688,8 +966,34 @@ static int write_tmp(struct mfs_store *s, const char *hex, const void *data, siz
  * caller evicts and tries again). Since every process checks and inserts
  * under SQLite's write lock, several processes together cannot pass the
  * quota. Re-committing a resident chunk costs nothing. */
+static int hash_fd(int fd, uint64_t len, uint8_t out[MFS_SHA256_LEN]);
+
+/* True if the open chunk file holds exactly data (or, data NULL, bytes
+ * that hash to digest). */
+static bool holds(int fd, const void *data, const uint8_t digest[MFS_SHA256_LEN], uint64_t len)
+{
+	if (!data) {
+		uint8_t d[MFS_SHA256_LEN];
+		return hash_fd(fd, len, d) == 0 && !memcmp(d, digest, MFS_SHA256_LEN);
+	}
+	size_t cap = 1 << 20;
+	uint8_t *buf = malloc(cap);
+	bool same = buf != NULL;
+	for (uint64_t off = 0; same && off < len;) {
+		size_t want = len - off < cap ? (size_t)(len - off) : cap;
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		same = n > 0 && !memcmp(buf, (const uint8_t *)data + off, (size_t)n);
+		off += n > 0 ? (uint64_t)n : 0;
+	}
+	free(buf);
+	return same;
+}
+
 static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			const char *tmp, const char *final, uint64_t len, struct mfs_err *err)
+			const void *data, const char *tmp, const char *final, uint64_t len,
+			struct mfs_err *err)
 {
 	sqlite3 *db = mfs_store_lock(s);
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -709,7 +1013,7 @@ static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 			char dir[PATH_MAX];
 			snprintf(dir, sizeof(dir), "%s", final);
 			*strrchr(dir, '/') = '\0';
-			if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+			if (mkdir(dir, mfs_store_dir_mode(s)) == 0 || errno == EEXIST)
 				r = rename(tmp, final);
 		}
 		if (r)
@@ -718,9 +1022,23 @@ static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 		else
 			moved = true;
 	}
+	/* The stamp is taken from the file in place, and its bytes compared
+	 * after that: the rename itself sets the ctime, and a write that came
+	 * between it and the stat might have left the ctime as it was; one that
+	 * comes after the stat changes it (docs/store.md). So the stamp
+	 * recorded vouches for exactly the bytes verified. */
 	struct stat st;
-	if (!rc && stat(final, &st))
+	int cfd = -1;
+	if (!rc && (cfd = open(final, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0 &&
+	    !fstat(cfd, &st) && (st.st_mode & 07777) != mfs_store_file_mode(s))
+		fchmod(cfd, mfs_store_file_mode(s)); /* an adopted file: read-only, private */
+	if (!rc && (cfd < 0 || fstat(cfd, &st)))
 		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s': %s", final, strerror(errno));
+	if (!rc && ((uint64_t)st.st_size != len || !holds(cfd, data, digest, len)))
+		rc = MFS_ERR(err, -EIO, MFS_ERR_HASH,
+			     "chunk file '%s' changed while it was committed: not kept", final);
+	if (cfd >= 0)
+		close(cfd);
 	if (!rc)
 		rc = set_resident_locked(db, digest, len, &st, err);
 	if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -747,11 +1065,11 @@ static int reserve_room(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 /* commit_chunk, evicting and trying again when another process took the
  * room reserved before. */
 static int commit_retrying(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			   const char *tmp, const char *final, uint64_t len, struct mfs_err *err)
+			   const void *data, const char *tmp, const char *final, uint64_t len, struct mfs_err *err)
 {
 	int rc = 0;
 	for (int attempt = 0; attempt < 4; attempt++) {
-		rc = commit_chunk(s, digest, tmp, final, len, err);
+		rc = commit_chunk(s, digest, data, tmp, final, len, err);
 		if (rc != -EAGAIN)
 			break;
 		if ((rc = mfs_evict_reserve(s, len, err)))
@@ -788,7 +1106,7 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	if (rc)
 		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
-	rc = commit_retrying(s, digest, tmp, final, len, err);
+	rc = commit_retrying(s, digest, data, tmp, final, len, err);
 	if (rc)
 		unlink(tmp);
 	return rc;
@@ -806,7 +1124,7 @@ int mfs_store_chunk_adopt(struct mfs_store *s, const uint8_t digest[MFS_SHA256_L
 	if (rc)
 		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
-	return commit_retrying(s, digest, path, final, len, err);
+	return commit_retrying(s, digest, NULL, path, final, len, err);
 }
 
 static const char sql_is_resident[] = "SELECT 1 FROM resident WHERE digest = ?";
@@ -921,6 +1239,8 @@ static void drop_bad_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	mfs_store_unlock(s);
 	if (dropped)
+		prune_quarantine(s);
+	if (dropped)
 		mfs_log_warning("cached chunk %.16s was %s: quarantined, it will be fetched again",
 				hex, !strcmp(reason, "corrupt") ? "corrupt" : "missing");
 }
@@ -957,8 +1277,23 @@ static int hash_fd(int fd, uint64_t len, uint8_t out[MFS_SHA256_LEN])
 	return 0;
 }
 
+static void fill_stamp(struct mfs_chunk_stamp *stamp, const struct stat *st)
+{
+	if (stamp)
+		*stamp = (struct mfs_chunk_stamp){ .ino = (uint64_t)st->st_ino,
+						   .size = (uint64_t)st->st_size,
+						   .ctime_ns = stat_ctime_ns(st) };
+}
+
+bool mfs_store_chunk_unchanged(int fd, const struct mfs_chunk_stamp *stamp)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_ino == stamp->ino &&
+	       (uint64_t)st.st_size == stamp->size && stat_ctime_ns(&st) == stamp->ctime_ns;
+}
+
 static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN], uint64_t len,
-		      bool force, int *fdp, struct mfs_err *err)
+		      bool force, int *fdp, struct mfs_chunk_stamp *stamp, struct mfs_err *err)
 {
 	static const char sql[] = "SELECT size, ino, ctime_ns FROM resident WHERE digest = ?";
 	int64_t ino = -1, ctime_ns = -1, size = -1;
@@ -980,7 +1315,7 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 
 	char path[PATH_MAX];
 	mfs_store_chunk_path(s, digest, path, sizeof(path));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		int e = errno;
 		if (e == ENOENT) {
@@ -998,6 +1333,7 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 	}
 	if (!force && (uint64_t)stb.st_size == len && (int64_t)stb.st_ino == ino &&
 	    stat_ctime_ns(&stb) == ctime_ns) {
+		fill_stamp(stamp, &stb);
 		*fdp = fd;
 		return 0;
 	}
@@ -1016,7 +1352,11 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 		return MFS_ERR(err, -EBADMSG, MFS_ERR_HASH, "cached chunk '%s' does not match its digest",
 			       path);
 	}
+	/* The stamp taken before hashing: a write during the hash changes
+	 * the ctime after it, so the next open (or the caller's check after
+	 * its read) sees the change and hashes again. */
 	set_resident(s, digest, len, &stb, NULL);
+	fill_stamp(stamp, &stb);
 	*fdp = fd;
 	return 0;
 }
@@ -1095,16 +1435,17 @@ int mfs_store_file_set_verified(struct mfs_store *s, int64_t file_id, struct mfs
 }
 
 int mfs_store_chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			 uint64_t len, int *fd, struct mfs_err *err)
+			 uint64_t len, int *fd, struct mfs_chunk_stamp *stamp,
+			 struct mfs_err *err)
 {
-	return chunk_open(s, digest, len, false, fd, err);
+	return chunk_open(s, digest, len, false, fd, stamp, err);
 }
 
 int mfs_store_chunk_check(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 			  uint64_t len, struct mfs_err *err)
 {
 	int fd = -1;
-	int rc = chunk_open(s, digest, len, true, &fd, err);
+	int rc = chunk_open(s, digest, len, true, &fd, NULL, err);
 	if (!rc)
 		close(fd);
 	return rc;

@@ -43,6 +43,23 @@ struct mfs_store;
 /* Opens (creating if needed) the store at dir; rebuilds the index from
  * records/ and chunks/ if index.db is missing or corrupt. 0 or -errno. */
 int mfs_store_open(const char *dir, struct mfs_store **out, struct mfs_err *err);
+
+/* How a store is opened (docs/store.md, "Permissions"). */
+struct mfs_store_opts {
+	bool share;       /* make the store readable by group (dirs 2750, files 0440) */
+	gid_t group;      /* with share */
+	bool any_owner;   /* accept directories owned by another non-root user */
+};
+/* mfs_store_open with opts (NULL: private, owner or root only). The store
+ * directory and its subdirectories must be real directories (not links)
+ * owned by the caller or root: -ENOTDIR or -EPERM (with the path) if not.
+ * A new store is private (0700, files 0400); an existing one is never made
+ * more open than it is, except by share. */
+int mfs_store_open_opts(const char *dir, const struct mfs_store_opts *opts,
+			struct mfs_store **out, struct mfs_err *err);
+/* The mode of the store's files and directories (private or shared). */
+mode_t mfs_store_file_mode(const struct mfs_store *s);
+mode_t mfs_store_dir_mode(const struct mfs_store *s);
 void mfs_store_close(struct mfs_store *s);
 const char *mfs_store_dir(const struct mfs_store *s);
 /* The default store: $MODELFS_STORE, else /var/cache/modelfs for root, else
@@ -134,13 +151,31 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 int mfs_store_chunk_adopt(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 			  const char *path, uint64_t len, struct mfs_err *err);
 
+/* The identity of a chunk file as it was when it was vouched for. */
+struct mfs_chunk_stamp {
+	uint64_t ino;
+	uint64_t size;
+	int64_t ctime_ns;
+};
+
 /* Opens the resident chunk for reading, verified: if its file's stamp differs
  * from the one recorded at commit (written since, replaced, truncated), the
  * bytes are hashed again; a mismatch quarantines the file, records an
  * eviction with reason "corrupt" and returns -EBADMSG (caller fetches again).
- * -ENOENT when not resident. On success *fd is the caller's to close. */
+ * -ENOENT when not resident. On success *fd is the caller's to close and
+ * *stamp (if not NULL) the file's stamp at the moment it was vouched for:
+ * bytes read from fd may be used only if mfs_store_chunk_unchanged says so
+ * after they were read (a writer may have changed the file meanwhile). */
 int mfs_store_chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			 uint64_t len, int *fd, struct mfs_err *err);
+			 uint64_t len, int *fd, struct mfs_chunk_stamp *stamp,
+			 struct mfs_err *err);
+
+/* After bytes were read from fd (of mfs_store_chunk_open): true if the file
+ * still carries stamp, so the bytes read are the ones vouched for. False if
+ * it was written or truncated in between (or cannot be checked): the bytes
+ * must not be used; open the chunk again, which hashes it again. One fstat,
+ * no lock. docs/store.md says why the ctime changes with every write. */
+bool mfs_store_chunk_unchanged(int fd, const struct mfs_chunk_stamp *stamp);
 
 /* Hashes the resident chunk again whatever its stamp says (`verify`): 0 if
  * it matches, -EBADMSG if it did not (quarantined, as above), -ENOENT if it

@@ -52,7 +52,7 @@ int mfs_store_write_file(struct mfs_store *s, const char *sub, const char *name,
 	}
 	if (!rc && fsync(fd))
 		rc = -errno;
-	fchmod(fd, 0644);
+	fchmod(fd, mfs_store_file_mode(s));
 	close(fd);
 	if (!rc && rename(tmp, final))
 		rc = -errno;

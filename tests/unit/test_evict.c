@@ -267,7 +267,7 @@ static void test_lru_under_quota(void **state)
 
 	/* an evicted chunk is not served */
 	int fd = -1;
-	assert_int_equal(mfs_store_chunk_open(fx->s, a.dg[0], CS, &fd, &err), -ENOENT);
+	assert_int_equal(mfs_store_chunk_open(fx->s, a.dg[0], CS, &fd, NULL, &err), -ENOENT);
 
 	/* B now least recently read, C touched: the next overflow takes B */
 	age(fx->s, &b, 3000);
