@@ -11,6 +11,7 @@
  */
 #include "repo.h"
 #include "select.h"
+#include "url.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -286,9 +287,11 @@ static const struct mfs_repo_ops dir_ops = {
 int mfs_repo_dir_open(const char *endpoint, struct mfs_repo **out, struct mfs_err *err)
 {
 	const char *p = endpoint + strlen("file://");
-	if (*p != '/')
+	char shown[512];
+	if (*p != '/' || strpbrk(p, "?#"))
 		return MFS_ERR(err, -EINVAL, MFS_ERR_USAGE,
-			       "'%s' is not a local repository: use file:///ABSOLUTE/DIR", endpoint);
+			       "'%s' is not a local repository: use file:///ABSOLUTE/DIR",
+			       mfs_url_redact(endpoint, shown, sizeof(shown)));
 	struct repo_dir *d = calloc(1, sizeof(*d));
 	if (!d || !(d->root = strdup(p)) || !(d->base.endpoint = strdup(endpoint))) {
 		if (d)
