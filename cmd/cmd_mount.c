@@ -11,7 +11,7 @@
  *
  * Options of ours inside -o: quota=SIZE, quota_high=PCT, quota_low=PCT (set
  * in the store for every process, before the mount starts), threads=N,
- * prefetch=N. Words that only mean
+ * prefetch=N, timeout=SECS (the deadline of a read, repo.h). Words that only mean
  * something to mount(8) or fstab (defaults, _netdev, nofail, noauto, auto,
  * user, users, nouser, x-*, comment=*, rw, ro) are dropped; everything else
  * goes to libfuse (allow_other, nosuid, ...), which rejects what it does not
@@ -38,6 +38,7 @@
 #include "evict.h"
 #include "fs.h"
 #include "log.h"
+#include "repo.h"
 #include "store.h"
 
 extern char **environ;
@@ -103,6 +104,8 @@ static void usage(FILE *out)
 		"                       quota_low=PCT  and stops at PCT%% (default 70)\n"
 		"                       threads=N      FUSE worker threads (default 16)\n"
 		"                       prefetch=N     prefetch threads (default 4)\n"
+		"                       timeout=SECS   a read that gets no verified bytes by then fails\n"
+		"                                      with EIO (default 30, or $MODELFS_TIMEOUT)\n"
 		"                       allow_other    let other users read the mount\n"
 		"                     fstab words (defaults, _netdev, nofail, ...) are ignored\n"
 		"  --help             this text\n\n"
@@ -112,6 +115,7 @@ static void usage(FILE *out)
 struct mount_args {
 	char fuse_opts[2048];
 	unsigned threads, prefetch;
+	long timeout_ms;                /* 0: default */
 	bool has_quota;
 	unsigned long long quota;
 	unsigned quota_high, quota_low; /* percent; 0: keep */
@@ -162,6 +166,10 @@ static int parse_opts(struct mount_args *a, const char *arg)
 		} else if (!strncmp(w, "threads=", 8)) {
 			if (parse_num(w + 8, 1, 256, &a->threads))
 				rc = mfs_cmd_usage("mount", "bad threads '%s' (1 to 256)", w + 8);
+		} else if (!strncmp(w, "timeout=", 8)) {
+			if (mfs_fetch_parse_timeout(w + 8, &a->timeout_ms))
+				rc = mfs_cmd_usage("mount", "bad timeout '%s' (whole seconds, 1 to %d)",
+						   w + 8, MFS_FETCH_DEADLINE_MAX_S);
 		} else if (!strncmp(w, "prefetch=", 9)) {
 			if (parse_num(w + 9, 1, 64, &a->prefetch))
 				rc = mfs_cmd_usage("mount", "bad prefetch '%s' (1 to 64)", w + 9);
@@ -359,6 +367,7 @@ int mfs_cmd_mount(struct mfs_cmd *cmd, int argc, char **argv)
 			.fuse_opts = a.fuse_opts[0] ? a.fuse_opts : NULL,
 			.debug = debug,
 			.threads = a.threads,
+			.timeout_ms = a.timeout_ms,
 			.prefetch_threads = a.prefetch,
 			.ready_fd = foreground ? -1 : ready[1],
 			.on_ready = foreground ? NULL : bg_on_ready,

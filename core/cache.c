@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "inventory.h"
@@ -62,8 +63,16 @@ int mfs_cache_new(struct mfs_store *store, const struct mfs_cache_opts *opts,
 		c->opts = *opts;
 	if (!c->opts.max_inflight)
 		c->opts.max_inflight = 8;
+	if (c->opts.deadline_ms <= 0)
+		c->opts.deadline_ms = mfs_fetch_deadline_ms(NULL);
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
+	/* Waits are timed on the monotonic clock: a clock step must not
+	 * shorten or stretch a reader's deadline. */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	*out = c;
 	return 0;
 }
@@ -296,7 +305,8 @@ static int fetch_chunks(struct mfs_cache *c, const struct mfs_file *f, uint32_t 
 			pthread_mutex_init(&js.lock, NULL);
 			struct mfs_fetch_job job = { .next = job_next, .done = job_done,
 						     .failed = job_failed, .ctx = &js };
-			struct mfs_fetch_opts fo = { .max_inflight = c->opts.max_inflight };
+			struct mfs_fetch_opts fo = { .max_inflight = c->opts.max_inflight,
+						     .deadline_ms = c->opts.deadline_ms };
 			char repo_name[512];
 			snprintf(repo_name, sizeof(repo_name), "%s/%s", f->org, f->name);
 			frc = mfs_repo_fetch(repo, repo_name, f->commit, &job, &fo, &e);
@@ -313,11 +323,23 @@ static int fetch_chunks(struct mfs_cache *c, const struct mfs_file *f, uint32_t 
 		pthread_mutex_unlock(&c->lock);
 	}
 
+	/* A waiter gives up at the read's deadline (a little after the owner's
+	 * own requests would have), so a stalled owner cannot hold it. */
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	long wait_ms = c->opts.deadline_ms + 1000;
+	until.tv_sec += wait_ms / 1000 + (until.tv_nsec + (wait_ms % 1000) * 1000000L) / 1000000000L;
+	until.tv_nsec = (until.tv_nsec + (wait_ms % 1000) * 1000000L) % 1000000000L;
+	bool late = false;
 	pthread_mutex_lock(&c->lock);
 	for (uint32_t k = 0; k < n_all; k++) {
-		while (!all[k]->finished)
-			pthread_cond_wait(&c->cond, &c->lock);
-		if (all[k]->rc && !rc) {
+		while (!all[k]->finished && !late)
+			late = pthread_cond_timedwait(&c->cond, &c->lock, &until) == ETIMEDOUT;
+		if (!all[k]->finished && !rc) {
+			rc = MFS_ERR(err, -ETIMEDOUT, MFS_ERR_NET,
+				     "no answer for '%s' within the timeout of %ld s", f->path,
+				     c->opts.deadline_ms / 1000);
+		} else if (all[k]->finished && all[k]->rc && !rc) {
 			rc = all[k]->rc;
 			if (err)
 				*err = all[k]->err;

@@ -9,7 +9,7 @@
  *
  * Single-flight: concurrent misses on one chunk (from any thread of this
  * process) share one fetch; the others wait on the in-flight entry. Waits are
- * bounded by the repository's own timeouts.
+ * bounded by the deadline of the options: a waiter gives up on its own.
  *
  * Thread-safe. May block on network and disk I/O; holds no lock while doing so.
  */
@@ -26,6 +26,9 @@ struct mfs_cache;
 
 struct mfs_cache_opts {
 	unsigned max_inflight;     /* range requests in flight per fetch (0: 8) */
+	long deadline_ms;          /* a read (or fetch) gives up after this, waiting
+				    * for another thread's fetch included; 0: the
+				    * default of mfs_fetch_deadline_ms (repo.h) */
 };
 
 /* Creates a cache over store (borrowed: it must outlive the cache). */

@@ -39,12 +39,13 @@
 
 #include <curl/curl.h>
 
+#include "http_parse.h"
 #include "log.h"
+#include "url.h"
 
 #define IDLE_SETS_MAX 8                 /* idle transfer sets kept per engine */
 #define IDLE_EASY_MAX 8                 /* idle easy handles kept for GETs */
 #define ERR_BODY_MAX (64 * 1024)        /* bytes of an error/redirect body kept */
-#define LINK_MAX 8192                   /* longest Link header accepted */
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_CAP_MS 10000
 #define GET_TIMEOUT_MS 120000L
@@ -80,6 +81,8 @@ struct mfs_http {
 	long port;
 	char *token;                   /* NULL when anonymous */
 	char *auth_header;             /* "Authorization: Bearer ..." or NULL */
+	char *user, *password;         /* the endpoint's own credentials, or NULL */
+	bool withheld;                 /* a secret was given but may not go over plain HTTP */
 	CURLSH *share;
 	pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_lock;     /* protects idle_sets, idle_easy, n_* */
@@ -151,6 +154,11 @@ out:
 	return rc;
 }
 
+bool mfs_http_secret_withheld(struct mfs_http *h)
+{
+	return h->withheld;
+}
+
 bool mfs_http_same_origin(struct mfs_http *h, const char *url)
 {
 	char *s, *ho;
@@ -161,36 +169,6 @@ bool mfs_http_same_origin(struct mfs_http *h, const char *url)
 	free(s);
 	free(ho);
 	return same;
-}
-
-static bool host_is_ip(const char *host)
-{
-	if (strchr(host, ':') || host[0] == '[')
-		return true;
-	for (const char *c = host; *c; c++)
-		if (!isdigit((unsigned char)*c) && *c != '.')
-			return false;
-	return true;
-}
-
-static bool host_under(const char *host, const char *domain)
-{
-	size_t hl = strlen(host), dl = strlen(domain);
-	if (hl == dl)
-		return !strcmp(host, domain);
-	return hl > dl && host[hl - dl - 1] == '.' && !strcmp(host + hl - dl, domain);
-}
-
-/* The hub's registrable domain: its last two labels ("huggingface.co"). */
-static const char *host_domain(const char *host)
-{
-	const char *last = strrchr(host, '.');
-	if (!last)
-		return host;
-	for (const char *c = last - 1; c >= host; c--)
-		if (*c == '.')
-			return c + 1;
-	return host;
 }
 
 /*
@@ -232,16 +210,11 @@ static int redirect_check(struct mfs_http *h, const char *from_url, const char *
 			     ho);
 		goto out;
 	}
-	bool ok = !strcmp(ho, h->host);
-	if (!ok && !host_is_ip(h->host) && !host_is_ip(ho)) {
-		const char *dom = host_domain(h->host);
-		ok = strchr(dom, '.') && host_under(ho, dom);
-		if (!ok && !strcmp(dom, "huggingface.co"))
-			ok = host_under(ho, "hf.co");
-	}
-	if (!ok) {
+	/* The hub's own site by the Public Suffix List: a hub under
+	 * example.co.uk may send us to cdn.example.co.uk, never to other.co.uk. */
+	if (!mfs_url_same_site(h->host, ho)) {
 		rc = MFS_ERR(err, -EPROTO, MFS_ERR_HTTP,
-			     "refusing redirect for %s to host '%s': it is neither the hub '%s' nor a host of its domain",
+			     "refusing redirect for %s to host '%s': it is neither the hub '%s' nor a host of its site",
 			     what, ho, h->host);
 		goto out;
 	}
@@ -290,8 +263,8 @@ static void share_unlock_cb(CURL *e, curl_lock_data d, void *u)
 		pthread_mutex_unlock(&h->share_lock[d]);
 }
 
-int mfs_http_open(const char *origin, const char *token, struct mfs_http **out,
-		  struct mfs_err *err)
+int mfs_http_open(const char *origin, const char *token, const char *user,
+		  const char *password, struct mfs_http **out, struct mfs_err *err)
 {
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_rc != CURLE_OK)
@@ -304,22 +277,42 @@ int mfs_http_open(const char *origin, const char *token, struct mfs_http **out,
 	pthread_mutex_init(&h->redir_lock, NULL);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&h->share_lock[i], NULL);
-	int rc = url_origin(origin, &h->scheme, &h->host, &h->port);
+	char shown[512];
+	mfs_url_redact(origin, shown, sizeof(shown));
+	int rc = mfs_url_has_credentials(origin) ? -EINVAL
+						  : url_origin(origin, &h->scheme, &h->host, &h->port);
 	if (rc == -ENOMEM) {
 		rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
 	if (rc || (strcmp(h->scheme, "http") && strcmp(h->scheme, "https"))) {
 		rc = MFS_ERR(err, -EINVAL, MFS_ERR_USAGE,
-			     "bad hub endpoint '%s': expected http(s)://HOST[:PORT]", origin);
+			     "bad hub endpoint '%s': expected http(s)://HOST[:PORT]", shown);
 		goto fail;
 	}
-	if (token && *token) {
-		if (strpbrk(token, "\r\n")) {
-			rc = MFS_ERR(err, -EINVAL, MFS_ERR_USAGE,
-				     "bad token in HF_TOKEN: it contains a line break");
+	bool have_token = token && *token, have_user = user && *user;
+	if ((have_token && strpbrk(token, "\r\n")) ||
+	    (have_user && (strpbrk(user, "\r\n") || (password && strpbrk(password, "\r\n"))))) {
+		rc = MFS_ERR(err, -EINVAL, MFS_ERR_USAGE, "bad %s: it contains a line break",
+			     have_user ? "credentials in the endpoint" : "token in HF_TOKEN");
+		goto fail;
+	}
+	/* Decided here, before any request: a secret never crosses plain HTTP
+	 * to another machine, whatever the request turns out to be for. */
+	if ((have_token || have_user) && !mfs_url_secret_may_go(h->scheme, h->host)) {
+		h->withheld = true;
+		mfs_log_warning("http: not sending %s to '%s': plain HTTP to a host that is not "
+				"this machine (use https)",
+				have_user ? "the endpoint's credentials" : "HF_TOKEN", h->host);
+	} else if (have_user) {
+		/* Credentials named for this endpoint win over HF_TOKEN. */
+		h->user = strdup(user);
+		h->password = strdup(password ? password : "");
+		if (!h->user || !h->password) {
+			rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 			goto fail;
 		}
+	} else if (have_token) {
 		h->token = strdup(token);
 		if (!h->token || asprintf(&h->auth_header, "Authorization: Bearer %s", token) < 0) {
 			h->auth_header = NULL;
@@ -327,9 +320,6 @@ int mfs_http_open(const char *origin, const char *token, struct mfs_http **out,
 			goto fail;
 		}
 	}
-	if (h->token && !strcmp(h->scheme, "http") && strcmp(h->host, "127.0.0.1") &&
-	    strcmp(h->host, "localhost") && strcmp(h->host, "[::1]"))
-		mfs_log_warning("http: HF_TOKEN will be sent without TLS to '%s'", h->host);
 	h->share = curl_share_init();
 	if (!h->share) {
 		rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
@@ -384,8 +374,14 @@ void mfs_http_close(struct mfs_http *h)
 		memset(h->token, 0, strlen(h->token));
 	if (h->auth_header)
 		memset(h->auth_header, 0, strlen(h->auth_header));
+	if (h->user)
+		memset(h->user, 0, strlen(h->user));
+	if (h->password)
+		memset(h->password, 0, strlen(h->password));
 	free(h->token);
 	free(h->auth_header);
+	free(h->user);
+	free(h->password);
 	free(h);
 }
 
@@ -410,15 +406,9 @@ struct xfer {
 	bool ranged;
 	uint64_t off, len;
 	bool no_cache;
+	uint64_t deadline;       /* now_ms() by which the request ends, retries included */
 	/* answer of the current attempt */
-	long status;
-	bool has_cr;
-	uint64_t cr_a, cr_b, cr_total;
-	bool cr_bad;             /* Content-Range present but unparsable */
-	char error_code[64];
-	char *link_next;         /* owned */
-	bool link_overlong;      /* a Link header longer than LINK_MAX */
-	long retry_after;        /* seconds, -1 when absent */
+	struct mfs_http_answer ans;
 	bool rejected;           /* 2xx other than 206 to a range: cut */
 	bool overflow;           /* body larger than allowed */
 	/* body */
@@ -431,130 +421,25 @@ struct xfer {
 
 static void xfer_reset_answer(struct xfer *x)
 {
-	x->status = 0;
-	x->has_cr = false;
-	x->cr_bad = false;
-	x->error_code[0] = 0;
-	free(x->link_next);
-	x->link_next = NULL;
-	x->link_overlong = false;
-	x->retry_after = -1;
+	mfs_http_answer_reset(&x->ans);
 	x->rejected = false;
 	x->overflow = false;
 	x->got = 0;
 	x->discarded = 0;
 }
 
-static bool parse_u64(const char *s, const char *end, uint64_t *v)
-{
-	if (s >= end)
-		return false;
-	uint64_t n = 0;
-	for (; s < end; s++) {
-		if (!isdigit((unsigned char)*s))
-			return false;
-		if (n > (UINT64_MAX - 9) / 10)
-			return false;
-		n = n * 10 + (uint64_t)(*s - '0');
-	}
-	*v = n;
-	return true;
-}
-
-/* "bytes A-B/T" (T may be '*'); total UINT64_MAX when unknown. */
-static bool parse_content_range(const char *v, uint64_t *a, uint64_t *b, uint64_t *t)
-{
-	if (strncasecmp(v, "bytes ", 6))
-		return false;
-	v += 6;
-	const char *dash = strchr(v, '-'), *slash = strchr(v, '/');
-	if (!dash || !slash || dash > slash)
-		return false;
-	if (!parse_u64(v, dash, a) || !parse_u64(dash + 1, slash, b) || *b < *a)
-		return false;
-	if (!strcmp(slash + 1, "*")) {
-		*t = UINT64_MAX;
-		return true;
-	}
-	return parse_u64(slash + 1, slash + 1 + strlen(slash + 1), t) && *b < *t;
-}
-
-/* Finds the rel="next" target of a Link header value; malloc'd or NULL. */
-static char *parse_link_next(const char *v)
-{
-	const char *p = v;
-	for (int guard = 0; *p && guard < 64; guard++) {
-		const char *lt = strchr(p, '<');
-		if (!lt)
-			return NULL;
-		const char *gt = strchr(lt, '>');
-		if (!gt)
-			return NULL;
-		const char *end = strchr(gt, ',');
-		if (!end)
-			end = gt + strlen(gt);
-		/* Parameters between '>' and the next ',' (or the end). */
-		size_t plen = (size_t)(end - gt);
-		char params[256];
-		if (plen >= sizeof(params))
-			plen = sizeof(params) - 1;
-		memcpy(params, gt, plen);
-		params[plen] = 0;
-		str_lower(params);
-		if (strstr(params, "rel=\"next\"") || strstr(params, "rel=next"))
-			return strndup(lt + 1, (size_t)(gt - lt - 1));
-		p = *end ? end + 1 : end;
-	}
-	return NULL;
-}
-
 static size_t header_cb(char *data, size_t size, size_t n, void *u)
 {
 	struct xfer *x = u;
 	size_t len = size * n;
-	char line[LINK_MAX];
-	if (len >= 5 && !strncmp(data, "HTTP/", 5)) {
-		/* A new response (after 1xx, too): forget the previous headers. */
-		xfer_reset_answer(x);
-		const char *sp = memchr(data, ' ', len);
-		if (sp && (size_t)(sp - data) + 4 <= len) {
-			uint64_t st;
-			if (parse_u64(sp + 1, sp + 4, &st))
-				x->status = (long)st;
-		}
-		return len;
-	}
-	const char *colon = memchr(data, ':', len);
-	if (!colon)
-		return len;
-	size_t nlen = (size_t)(colon - data);
-	const char *v = colon + 1;
-	size_t vlen = len - nlen - 1;
-	while (vlen && (*v == ' ' || *v == '\t')) {
-		v++;
-		vlen--;
-	}
-	while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
-		vlen--;
-	if (vlen >= sizeof(line)) {
-		/* Longer than any header we use; a lost Link would cut a listing short. */
-		if (nlen == 4 && !strncasecmp(data, "Link", 4))
-			x->link_overlong = true;
-		return len;
-	}
-	memcpy(line, v, vlen);
-	line[vlen] = 0;
-	if (nlen == 13 && !strncasecmp(data, "Content-Range", 13)) {
-		x->has_cr = true;
-		x->cr_bad = !parse_content_range(line, &x->cr_a, &x->cr_b, &x->cr_total);
-	} else if (nlen == 12 && !strncasecmp(data, "X-Error-Code", 12)) {
-		snprintf(x->error_code, sizeof(x->error_code), "%s", line);
-	} else if (nlen == 11 && !strncasecmp(data, "Retry-After", 11)) {
-		uint64_t s;
-		if (parse_u64(line, line + strlen(line), &s))
-			x->retry_after = s > 3600 ? 3600 : (long)s;
-	} else if (nlen == 4 && !strncasecmp(data, "Link", 4) && !x->link_next) {
-		x->link_next = parse_link_next(line);
+	bool status_line = len >= 5 && !strncmp(data, "HTTP/", 5);
+	mfs_http_answer_line(&x->ans, data, len);
+	if (status_line) {
+		/* A new response (after 1xx, too): its body starts from nothing. */
+		x->rejected = false;
+		x->overflow = false;
+		x->got = 0;
+		x->discarded = 0;
 	}
 	return len;
 }
@@ -563,13 +448,13 @@ static size_t write_cb(char *data, size_t size, size_t n, void *u)
 {
 	struct xfer *x = u;
 	size_t len = size * n;
-	if (x->status < 200 || x->status > 299) {
+	if (x->ans.status < 200 || x->ans.status > 299) {
 		/* Redirect or error body: not used, but bounded. */
 		x->discarded += len;
 		return x->discarded > ERR_BODY_MAX ? 0 : len;
 	}
 	if (x->ranged) {
-		if (x->status != 206) {
+		if (x->ans.status != 206) {
 			x->rejected = true;
 			return 0;
 		}
@@ -603,18 +488,25 @@ static size_t write_cb(char *data, size_t size, size_t n, void *u)
 
 struct timeouts {
 	long connect_ms;
-	long low_speed_s;
+	long low_speed_s;              /* the stall timeout */
+	long deadline_ms;              /* per request, retries and backoff included */
 	unsigned max_retries;
 	unsigned max_inflight;
 };
 
 static struct timeouts timeouts_of(const struct mfs_fetch_opts *o)
 {
-	struct timeouts t = { 10000, 20, MFS_HTTP_DEFAULT_RETRIES, MFS_HTTP_DEFAULT_INFLIGHT };
+	struct timeouts t = { 10000, MFS_FETCH_STALL_DEFAULT_S, mfs_fetch_deadline_ms(o),
+			      MFS_HTTP_DEFAULT_RETRIES, MFS_HTTP_DEFAULT_INFLIGHT };
 	if (o && o->connect_timeout_ms > 0)
 		t.connect_ms = o->connect_timeout_ms;
 	if (o && o->low_speed_time_s > 0)
 		t.low_speed_s = o->low_speed_time_s;
+	/* No wait may outlast the request's deadline. */
+	if (t.connect_ms > t.deadline_ms)
+		t.connect_ms = t.deadline_ms;
+	if (t.low_speed_s * 1000 > t.deadline_ms)
+		t.low_speed_s = t.deadline_ms / 1000 > 0 ? t.deadline_ms / 1000 : 1;
 	if (o && o->max_retries > 0)
 		t.max_retries = o->max_retries;
 	if (o && o->max_inflight > 0)
@@ -653,10 +545,19 @@ static int xfer_setup(struct mfs_http *h, struct xfer *x, const struct timeouts 
 			goto nomem;
 		l = nl;
 	}
+	if (x->token_ok && h->user) {
+		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(e, CURLOPT_USERNAME, h->user);
+		curl_easy_setopt(e, CURLOPT_PASSWORD, h->password);
+	}
 	x->hdrs = l;
 	long total_ms = GET_TIMEOUT_MS;
 	if (x->ranged)
 		total_ms = 60000L + (long)(x->len / (256 * 1024)) * 1000L;
+	uint64_t now = now_ms();
+	long left = x->deadline > now ? (long)(x->deadline - now) : 1;
+	if (total_ms > left)
+		total_ms = left;
 	curl_easy_setopt(e, CURLOPT_URL, x->url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -781,7 +682,7 @@ int mfs_http_get(struct mfs_http *h, const char *url, size_t cap,
 		 struct mfs_err *err)
 {
 	struct timeouts t = timeouts_of(opts);
-	struct xfer x = { .cap = cap, .retry_after = -1 };
+	struct xfer x = { .cap = cap, .ans.retry_after = -1 };
 	unsigned seed = (unsigned)now_ms() ^ (unsigned)(uintptr_t)&x;
 	int rc;
 	if (!mfs_http_same_origin(h, url))
@@ -790,6 +691,7 @@ int mfs_http_get(struct mfs_http *h, const char *url, size_t cap,
 	x.easy = easy_get(h);
 	if (!x.easy)
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	x.deadline = now_ms() + (uint64_t)t.deadline_ms;
 	unsigned attempt = 0;
 	for (;;) {
 		/* Each attempt starts again at the hub: redirects may be signed and short-lived. */
@@ -804,12 +706,18 @@ int mfs_http_get(struct mfs_http *h, const char *url, size_t cap,
 		CURLcode cc;
 		char reason[256];
 		for (;;) {
+			if (now_ms() >= x.deadline) {
+				rc = MFS_ERR(err, -ETIMEDOUT, MFS_ERR_NET,
+					     "no answer from '%s' within the timeout of %ld s", h->host,
+					     t.deadline_ms / 1000);
+				goto out;
+			}
 			if (xfer_setup(h, &x, &t)) {
 				rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 				goto out;
 			}
 			cc = curl_easy_perform(x.easy);
-			if (cc != CURLE_OK || !status_redirect(x.status))
+			if (cc != CURLE_OK || !status_redirect(x.ans.status))
 				break;
 			char *loc = NULL;
 			curl_easy_getinfo(x.easy, CURLINFO_REDIRECT_URL, &loc);
@@ -838,20 +746,20 @@ int mfs_http_get(struct mfs_http *h, const char *url, size_t cap,
 			x.url = nu;
 			x.token_ok = x.token_ok && tok;
 		}
-		if (cc == CURLE_OK && x.link_overlong) {
+		if (cc == CURLE_OK && x.ans.link_overlong) {
 			rc = MFS_ERR(err, -EPROTO, MFS_ERR_HTTP,
 				     "answer from '%s' has a Link header longer than %d bytes", h->host,
-				     LINK_MAX);
+				     MFS_HTTP_LINK_MAX);
 			goto out;
 		}
-		if (cc == CURLE_OK && !status_transient(x.status)) {
-			resp->status = x.status;
+		if (cc == CURLE_OK && !status_transient(x.ans.status)) {
+			resp->status = x.ans.status;
 			resp->body = (char *)x.buf;
 			resp->len = x.got;
-			snprintf(resp->error_code, sizeof(resp->error_code), "%s", x.error_code);
-			resp->next_url = x.link_next;
+			snprintf(resp->error_code, sizeof(resp->error_code), "%s", x.ans.error_code);
+			resp->next_url = x.ans.link_next;
 			x.buf = NULL;
-			x.link_next = NULL;
+			x.ans.link_next = NULL;
 			rc = 0;
 			goto out;
 		}
@@ -863,14 +771,21 @@ int mfs_http_get(struct mfs_http *h, const char *url, size_t cap,
 		if (cc != CURLE_OK)
 			snprintf(reason, sizeof(reason), "%s", curl_easy_strerror(cc));
 		else
-			snprintf(reason, sizeof(reason), "HTTP %ld", x.status);
+			snprintf(reason, sizeof(reason), "HTTP %ld", x.ans.status);
 		if (cc != CURLE_OK && curl_permanent(cc)) {
 			rc = MFS_ERR(err, -EIO, MFS_ERR_NET, "request to '%s' failed: %s", h->host,
 				     reason);
 			goto out;
 		}
-		if (++attempt > t.max_retries) {
-			if (cc == CURLE_OK)
+		uint64_t pause = backoff_ms(attempt + 1,
+					    x.ans.status == 429 ? x.ans.retry_after : -1, &seed);
+		if (++attempt > t.max_retries || now_ms() + pause >= x.deadline) {
+			bool late = attempt <= t.max_retries || cc == CURLE_OPERATION_TIMEDOUT;
+			if (late)
+				rc = MFS_ERR(err, -ETIMEDOUT, MFS_ERR_NET,
+					     "request to '%s' gave up after %u attempts: %s (timeout %ld s)",
+					     h->host, attempt, reason, t.deadline_ms / 1000);
+			else if (cc == CURLE_OK)
 				rc = MFS_ERR(err, -EIO, MFS_ERR_HTTP,
 					     "request to '%s' failed after %u attempts: %s", h->host,
 					     attempt, reason);
@@ -883,7 +798,7 @@ int mfs_http_get(struct mfs_http *h, const char *url, size_t cap,
 		}
 		mfs_log_info("http: retrying a request to '%s' (%s), attempt %u", h->host, reason,
 			     attempt + 1);
-		sleep_ms(backoff_ms(attempt, x.status == 429 ? x.retry_after : -1, &seed));
+		sleep_ms(pause);
 		free(x.buf);
 		x.buf = NULL;
 		x.alloc = 0;
@@ -891,7 +806,7 @@ int mfs_http_get(struct mfs_http *h, const char *url, size_t cap,
 out:
 	free(x.buf);
 	free(x.url);
-	free(x.link_next);
+	free(x.ans.link_next);
 	curl_slist_free_all(x.hdrs);
 	curl_easy_reset(x.easy);
 	easy_put(h, x.easy);
@@ -1180,9 +1095,20 @@ static void attempt_failed(struct call *c, struct rq *r, bool permanent, long re
 		fail_rq(c, r, &r->last);
 		return;
 	}
+	uint64_t pause = backoff_ms(r->attempts + 1, retry_after, &c->seed);
 	if (++r->attempts > c->t.max_retries) {
-		mfs_err_prefix(&r->last, "fetching %s of '%s' failed after %u attempts", what,
-			       c->subject, r->attempts);
+		mfs_err_prefix(&r->last, "fetching %s of '%s' from '%s' failed after %u attempts",
+			       what, c->subject, c->h->host, r->attempts);
+		fail_rq(c, r, &r->last);
+		return;
+	}
+	if (now_ms() + pause >= r->x.deadline) {
+		/* Out of time: what the caller sees is the timeout, with the cause. */
+		r->last.code = -ETIMEDOUT;
+		r->last.kind = MFS_ERR_NET;
+		mfs_err_prefix(&r->last, "fetching %s of '%s' from '%s' gave up after %u attempts "
+			       "(timeout %ld s)", what, c->subject, c->h->host, r->attempts,
+			       c->t.deadline_ms / 1000);
 		fail_rq(c, r, &r->last);
 		return;
 	}
@@ -1193,7 +1119,7 @@ static void attempt_failed(struct call *c, struct rq *r, bool permanent, long re
 		fail_rq(c, r, &r->last);
 		return;
 	}
-	r->ready_at = now_ms() + backoff_ms(r->attempts, retry_after, &c->seed);
+	r->ready_at = now_ms() + pause;
 	pthread_mutex_lock(&c->lock);
 	r->state = RQ_WAIT;
 	pthread_mutex_unlock(&c->lock);
@@ -1216,7 +1142,7 @@ static void finish_rq(struct call *c, struct rq *r, CURLcode cc)
 		fail_rq(c, r, &r->last);
 		return;
 	}
-	if (cc == CURLE_OK && status_redirect(x->status)) {
+	if (cc == CURLE_OK && status_redirect(x->ans.status)) {
 		char *loc = NULL;
 		curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &loc);
 		bool tok = false;
@@ -1256,7 +1182,7 @@ static void finish_rq(struct call *c, struct rq *r, CURLcode cc)
 		if (x->rejected)
 			MFS_ERR(&r->last, -EIO, MFS_ERR_HTTP,
 				"server answered the range request with HTTP %ld instead of 206",
-				x->status);
+				x->ans.status);
 		else if (x->overflow)
 			MFS_ERR(&r->last, -EIO, MFS_ERR_HTTP, "server sent more than the %" PRIu64
 				" bytes asked", x->len);
@@ -1269,17 +1195,17 @@ static void finish_rq(struct call *c, struct rq *r, CURLcode cc)
 		attempt_failed(c, r, perm, -1);
 		return;
 	}
-	if (x->status == 206) {
-		if (x->has_cr && !x->cr_bad && x->cr_a == x->off && x->cr_total != UINT64_MAX &&
-		    x->cr_total - x->off < x->len) {
+	if (x->ans.status == 206) {
+		if (x->ans.has_cr && !x->ans.cr_bad && x->ans.cr_a == x->off && x->ans.cr_total != UINT64_MAX &&
+		    x->ans.cr_total - x->off < x->len) {
 			MFS_ERR(&r->last, -EINVAL, MFS_ERR_HTTP,
 				"fetching %s of '%s': the range ends past the end of the file (%" PRIu64
-				" bytes)", what, c->subject, x->cr_total);
+				" bytes)", what, c->subject, x->ans.cr_total);
 			attempt_failed(c, r, true, -1);
 			return;
 		}
-		if (!x->has_cr || x->cr_bad || x->cr_a != x->off ||
-		    x->cr_b != x->off + x->len - 1) {
+		if (!x->ans.has_cr || x->ans.cr_bad || x->ans.cr_a != x->off ||
+		    x->ans.cr_b != x->off + x->len - 1) {
 			MFS_ERR(&r->last, -EIO, MFS_ERR_HTTP,
 				"server answered with a Content-Range other than the range asked");
 			attempt_failed(c, r, false, -1);
@@ -1307,29 +1233,29 @@ static void finish_rq(struct call *c, struct rq *r, CURLcode cc)
 		}
 		return;
 	}
-	if (status_transient(x->status) || (x->status >= 200 && x->status < 300)) {
-		MFS_ERR(&r->last, -EIO, MFS_ERR_HTTP, "HTTP %ld%s%s", x->status,
-			x->status >= 200 && x->status < 300 ? " instead of 206" : "",
-			x->status == 429 ? " (rate limited)" : "");
-		attempt_failed(c, r, false, x->status == 429 ? x->retry_after : -1);
+	if (status_transient(x->ans.status) || (x->ans.status >= 200 && x->ans.status < 300)) {
+		MFS_ERR(&r->last, -EIO, MFS_ERR_HTTP, "HTTP %ld%s%s", x->ans.status,
+			x->ans.status >= 200 && x->ans.status < 300 ? " instead of 206" : "",
+			x->ans.status == 429 ? " (rate limited)" : "");
+		attempt_failed(c, r, false, x->ans.status == 429 ? x->ans.retry_after : -1);
 		return;
 	}
 	enum mfs_err_kind kind;
-	int e = status_errno(x->status, x->error_code, &kind);
-	if (x->status == 416)
+	int e = status_errno(x->ans.status, x->ans.error_code, &kind);
+	if (x->ans.status == 416)
 		MFS_ERR(&r->last, e, kind,
 			"fetching %s of '%s': range not satisfiable (HTTP 416): the file is shorter", what,
 			c->subject);
 	else if (kind == MFS_ERR_NOT_FOUND)
 		MFS_ERR(&r->last, e, kind, "fetching %s of '%s': not found (HTTP %ld%s%s)", what,
-			c->subject, x->status, x->error_code[0] ? ", " : "", x->error_code);
+			c->subject, x->ans.status, x->ans.error_code[0] ? ", " : "", x->ans.error_code);
 	else if (kind == MFS_ERR_AUTH)
 		MFS_ERR(&r->last, e, kind,
 			"fetching %s of '%s': access denied (HTTP %ld%s%s): accept its terms and set HF_TOKEN",
-			what, c->subject, x->status, x->error_code[0] ? ", " : "", x->error_code);
+			what, c->subject, x->ans.status, x->ans.error_code[0] ? ", " : "", x->ans.error_code);
 	else
 		MFS_ERR(&r->last, e, kind, "fetching %s of '%s': unexpected HTTP %ld", what,
-			c->subject, x->status);
+			c->subject, x->ans.status);
 	attempt_failed(c, r, true, -1);
 }
 
@@ -1511,6 +1437,7 @@ int mfs_http_fetch(struct mfs_http *h, const char *base_url, const char *subject
 			r->x.ranged = true;
 			r->x.off = req.off;
 			r->x.len = req.len;
+			r->x.deadline = now_ms() + (uint64_t)c.t.deadline_ms;
 			mfs_err_clear(&r->last);
 			running++;
 			busy++;
@@ -1595,7 +1522,7 @@ int mfs_http_fetch(struct mfs_http *h, const char *base_url, const char *subject
 		free(c.rqs[i].x.buf);
 		free(c.rqs[i].x.url);
 		free(c.rqs[i].hub_url);
-		free(c.rqs[i].x.link_next);
+		free(c.rqs[i].x.ans.link_next);
 		curl_slist_free_all(c.rqs[i].x.hdrs);
 	}
 	free(c.rqs);

@@ -22,9 +22,17 @@
  * through it forgets it and asks the hub again (not counted as a retry). Tokens and redirect URLs (pre-signed) are never logged or
  * put into error messages.
  *
- * Every wait is bounded: connect timeout, low-speed limit, a total deadline
- * per attempt, a bounded number of retries with exponential backoff and
- * jitter (Retry-After honoured on 429, capped at 30 s).
+ * Every wait is bounded: connect timeout, a stall timeout (less than 1 KiB/s
+ * for opts->low_speed_time_s), a bounded number of retries with exponential
+ * backoff and jitter (Retry-After honoured on 429, capped at 30 s), and over
+ * all of it a deadline per request (opts->deadline_ms, see
+ * mfs_fetch_deadline_ms in repo.h): no request outlives it, retries and
+ * backoff included, and the error then says which server did not answer.
+ *
+ * Secrets: the token (or the endpoint's own user and password, which win
+ * over it) goes only to the hub's origin, and only over https or plain http
+ * to a loopback host; for any other plain-http hub it is withheld from the
+ * start (mfs_http_open decides, before any request), with one warning.
  *
  * Thread-safety: every function may be called from several threads at once
  * on the same struct mfs_http; each call runs its own transfers.
@@ -49,13 +57,19 @@ struct mfs_http;
 
 /*
  * Creates the engine for origin ("https://huggingface.co", "http://127.0.0.1:8080";
- * a path after the host is allowed and ignored for origin checks). token may
- * be NULL or "" (anonymous); it is copied. Initialises libcurl once per
- * process. Returns 0 and *out, -EINVAL (kind USAGE) for a URL that is not
- * http(s), -ENOMEM.
+ * a path after the host is allowed and ignored for origin checks; no
+ * credentials in it: split them off with mfs_url_split_credentials). token,
+ * user and password may be NULL or "" (anonymous); they are copied, and user
+ * (with password) is sent as HTTP basic authentication instead of the token.
+ * Initialises libcurl once per process. Returns 0 and *out, -EINVAL (kind
+ * USAGE) for a URL that is not http(s) or that carries credentials, -ENOMEM.
  */
-int mfs_http_open(const char *origin, const char *token, struct mfs_http **out,
-		  struct mfs_err *err);
+int mfs_http_open(const char *origin, const char *token, const char *user,
+		  const char *password, struct mfs_http **out, struct mfs_err *err);
+
+/* True when a token or credentials were given to mfs_http_open but are not
+ * sent (plain HTTP to another machine). */
+bool mfs_http_secret_withheld(struct mfs_http *h);
 /* Frees the engine; no call may be running. NULL is a no-op. */
 void mfs_http_close(struct mfs_http *h);
 

@@ -8,6 +8,30 @@
 #include <string.h>
 
 #include "repo_mem.h"
+#include "url.h"
+
+int mfs_fetch_parse_timeout(const char *s, long *ms)
+{
+	char *end;
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || s[0] == '-' || v < 1 || v > MFS_FETCH_DEADLINE_MAX_S)
+		return -EINVAL;
+	*ms = (long)v * 1000;
+	return 0;
+}
+
+long mfs_fetch_deadline_ms(const struct mfs_fetch_opts *o)
+{
+	long ms;
+	if (o && o->deadline_ms > 0)
+		return o->deadline_ms;
+	if (!mfs_fetch_parse_timeout(getenv("MODELFS_TIMEOUT"), &ms))
+		return ms;
+	return MFS_FETCH_DEADLINE_DEFAULT_S * 1000L;
+}
 
 void mfs_repo_listing_release(struct mfs_repo_listing *l)
 {
@@ -28,9 +52,10 @@ int mfs_repo_open(const char *endpoint, struct mfs_repo **out, struct mfs_err *e
 		return mfs_repo_hub_open(endpoint, out, err);
 	if (!strncmp(endpoint, "mem:", 4))
 		return mfs_repo_mem_open(endpoint, out, err);
+	char shown[512];
 	return MFS_ERR(err, -EINVAL, MFS_ERR_USAGE,
 		       "unknown repository '%s': use file:///DIR, http(s)://HOST or an HF endpoint",
-		       endpoint);
+		       mfs_url_redact(endpoint, shown, sizeof(shown)));
 }
 
 void mfs_repo_close(struct mfs_repo *r)

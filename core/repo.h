@@ -69,12 +69,39 @@ struct mfs_fetch_job {
 	void *ctx;
 };
 
+/*
+ * Bounds on what a server controls (docs/mount.md, "Timeouts"): every request
+ * ends within deadline_ms of its start, retries and backoff included, and a
+ * transfer that moves less than 1 KiB/s for the stall time is cut (and
+ * retried while the deadline allows).
+ */
+#define MFS_FETCH_DEADLINE_DEFAULT_S 30
+#define MFS_FETCH_DEADLINE_MAX_S 86400
+#define MFS_FETCH_STALL_DEFAULT_S 10
+
 struct mfs_fetch_opts {
 	unsigned max_inflight;         /* 0: the repository's default (8) */
 	unsigned max_retries;          /* per request, for transient faults; 0: default (5) */
 	long connect_timeout_ms;       /* 0: default 10 s */
-	long low_speed_time_s;         /* abort when below 1 KiB/s this long; 0: default 20 s */
+	long low_speed_time_s;         /* the stall timeout: abort when below 1 KiB/s this
+					* long; 0: default MFS_FETCH_STALL_DEFAULT_S */
+	long deadline_ms;              /* per request, retries included; 0: the default of
+					* mfs_fetch_deadline_ms */
 };
+
+/*
+ * The deadline per request in milliseconds: o->deadline_ms when set, else
+ * MODELFS_TIMEOUT (whole seconds, 1 to MFS_FETCH_DEADLINE_MAX_S) from the
+ * environment when it is valid, else MFS_FETCH_DEADLINE_DEFAULT_S. o may be
+ * NULL. Thread-safe as long as nobody changes the environment meanwhile.
+ */
+long mfs_fetch_deadline_ms(const struct mfs_fetch_opts *o);
+
+/*
+ * Parses a timeout in whole seconds ("30"), 1 to MFS_FETCH_DEADLINE_MAX_S,
+ * into *ms. 0 or -EINVAL.
+ */
+int mfs_fetch_parse_timeout(const char *s, long *ms);
 
 struct mfs_repo;
 
@@ -101,15 +128,22 @@ struct mfs_repo_ops {
 /* Every implementation embeds this first. */
 struct mfs_repo {
 	const struct mfs_repo_ops *ops;
-	char *endpoint; /* "file:///DIR", "https://huggingface.co", "mem:NAME" */
+	/* "file:///DIR", "https://huggingface.co", "mem:NAME": always the
+	 * redacted form (no credentials, query or fragment, see url.h), the
+	 * only form of the endpoint that may be shown, logged or stored. */
+	char *endpoint;
 };
 
 /*
  * Opens the repository for an endpoint: "file:///DIR" (a local directory),
  * "http://..." or "https://..." (an HF-compatible hub), "mem:NAME" (an
  * in-memory repository registered with mfs_repo_mem_register). The token, if
- * any, is taken from HF_TOKEN by the hub implementation. Returns 0 and *out
- * (caller closes with mfs_repo_close), -EINVAL for an unknown scheme.
+ * any, is taken from HF_TOKEN by the hub implementation. Credentials in the
+ * URL ("https://user:pass@host/") are split off here: they stay inside the
+ * hub's HTTP engine (sent to the endpoint's own origin only, never over
+ * plain HTTP to another machine) and (*out)->endpoint is the redacted URL.
+ * Error messages never show them. Returns 0 and *out (caller closes with
+ * mfs_repo_close), -EINVAL for an unknown scheme or a bad URL.
  */
 int mfs_repo_open(const char *endpoint, struct mfs_repo **out, struct mfs_err *err);
 void mfs_repo_close(struct mfs_repo *r);

@@ -11,6 +11,7 @@
  */
 #include "repo.h"
 #include "select.h"
+#include "url.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,6 +52,49 @@ static int repo_path(struct repo_dir *d, const char *repo, char *buf, size_t cap
 	return 0;
 }
 
+/* What a non-regular file is, for messages. */
+static const char *kind_of(mode_t m)
+{
+	return S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) ? "a character device"
+	       : S_ISBLK(m) ? "a block device" : S_ISLNK(m) ? "a symbolic link"
+	       : S_ISDIR(m) ? "a directory" : "not a regular file";
+}
+
+/*
+ * Opens path (relative to dfd) for reading only if it is a regular file.
+ * O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever, and a
+ * device could do anything; O_NOFOLLOW: a link could lead out of the tree.
+ * The type is checked on the open descriptor, so a swap after a listing
+ * cannot slip one in. Returns the fd, -ENOENT (err untouched, the caller
+ * words it), or -errno with err set.
+ */
+static int open_regular(int dfd, const char *path, struct mfs_err *err)
+{
+	int fd = openat(dfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0 && errno == ENOENT)
+		return -ENOENT;
+	if (fd < 0 && errno == ELOOP)
+		return MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
+			       "refusing '%s' in a local repository: it is a symbolic link (only "
+			       "regular files are served)", path);
+	if (fd < 0)
+		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot open '%s': %s", path,
+			       strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st)) {
+		int e = -errno;
+		close(fd);
+		return MFS_ERR(err, e, MFS_ERR_IO, "cannot stat '%s': %s", path, strerror(-e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
+			       "refusing '%s' in a local repository: it is %s (only regular files "
+			       "are served)", path, kind_of(st.st_mode));
+	}
+	return fd;
+}
+
 static int current_commit(struct repo_dir *d, const char *repo, char commit[41],
 			  struct mfs_err *err)
 {
@@ -63,11 +107,13 @@ static int current_commit(struct repo_dir *d, const char *repo, char commit[41],
 		return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND,
 			       "repository '%s' not found: no directory '%s'", repo, dir);
 	snprintf(path, sizeof(path), "%s/.modelfs/manifest.json", dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	int fd = open_regular(AT_FDCWD, path, err);
+	if (fd == -ENOENT)
 		return MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
 			       "local repository '%s' has no signed manifest: run 'modelfs publish "
 			       "--key KEY --repo %s %s'", repo, repo, dir);
+	if (fd < 0)
+		return fd;
 	struct mfs_sha256 h;
 	if ((rc = mfs_sha256_init(&h))) {
 		close(fd);
@@ -136,11 +182,21 @@ static int walk(const char *base, const char *rel, struct listing *ls, unsigned 
 		    (int)sizeof(sub))
 			continue;
 		struct stat st;
-		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
-			continue;
+		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW)) {
+			rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s': %s", sub,
+				     strerror(errno));
+			break;
+		}
 		if (S_ISDIR(st.st_mode)) {
 			rc = walk(base, sub, ls, depth + 1, err);
-		} else if (S_ISREG(st.st_mode)) {
+		} else if (!S_ISREG(st.st_mode)) {
+			/* Refused, not skipped: a repository that holds a FIFO or a
+			 * link is not what its publisher signed, and saying so
+			 * beats a listing that silently differs. */
+			rc = MFS_ERR(err, -EPERM, MFS_ERR_POLICY,
+				     "refusing local repository: '%s' is %s (only regular files and "
+				     "directories are served)", sub, kind_of(st.st_mode));
+		} else {
 			if (ls->l->n == ls->cap) {
 				size_t cap = ls->cap ? ls->cap * 2 : 16;
 				void *p = realloc(ls->l->files, cap * sizeof(*ls->l->files));
@@ -193,10 +249,12 @@ static int read_range(int dfd, const struct mfs_fetch_req *q, void *buf, struct 
 {
 	if (!mfs_path_is_safe(q->path))
 		return MFS_ERR(err, -EINVAL, MFS_ERR_USAGE, "unsafe path '%s'", q->path);
-	int fd = openat(dfd, q->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = open_regular(dfd, q->path, err);
+	if (fd == -ENOENT)
+		return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND, "cannot open '%s': %s", q->path,
+			       strerror(ENOENT));
 	if (fd < 0)
-		return MFS_ERR(err, -errno, errno == ENOENT ? MFS_ERR_NOT_FOUND : MFS_ERR_IO,
-			       "cannot open '%s': %s", q->path, strerror(errno));
+		return fd;
 	uint64_t done = 0;
 	int rc = 0;
 	while (done < q->len) {
@@ -286,9 +344,11 @@ static const struct mfs_repo_ops dir_ops = {
 int mfs_repo_dir_open(const char *endpoint, struct mfs_repo **out, struct mfs_err *err)
 {
 	const char *p = endpoint + strlen("file://");
-	if (*p != '/')
+	char shown[512];
+	if (*p != '/' || strpbrk(p, "?#"))
 		return MFS_ERR(err, -EINVAL, MFS_ERR_USAGE,
-			       "'%s' is not a local repository: use file:///ABSOLUTE/DIR", endpoint);
+			       "'%s' is not a local repository: use file:///ABSOLUTE/DIR",
+			       mfs_url_redact(endpoint, shown, sizeof(shown)));
 	struct repo_dir *d = calloc(1, sizeof(*d));
 	if (!d || !(d->root = strdup(p)) || !(d->base.endpoint = strdup(endpoint))) {
 		if (d)

@@ -4,8 +4,9 @@
  * resolve  GET {endpoint}/api/models/{repo}/revision/{rev, percent-encoded}
  *          -> "sha", which must be 40 hex (and equal rev when rev is one);
  * list     GET {endpoint}/api/models/{repo}/tree/{commit}?recursive=true,
- *          following Link rel="next" on the hub's own origin, at most
- *          MAX_PAGES pages of at most PAGE_CAP bytes each;
+ *          following Link rel="next" on the hub's own origin, within the
+ *          limits of repo_hub.h (pages, bytes and values per page, files,
+ *          path length, memory of the whole listing);
  * fetch    ranges of GET {endpoint}/{repo}/resolve/{commit}/{path}, through
  *          the engine of http.c (LFS files redirect to the CDN, without the
  *          token).
@@ -15,7 +16,7 @@
  * is only a claim for admission to weigh. Repository names are checked to be
  * "name" or "org/name" of [A-Za-z0-9._-] so they can go into URLs verbatim.
  */
-#include "repo.h"
+#include "repo_hub.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,11 +29,9 @@
 
 #include "http.h"
 #include "log.h"
+#include "url.h"
 
-#define MAX_PAGES 10000
-#define PAGE_CAP (64u << 20)       /* bytes of one tree page */
 #define REVISION_CAP (16u << 20)   /* bytes of a revision answer (siblings) */
-#define MAX_FILES 1000000          /* files in one listing */
 
 struct mfs_repo_hub {
 	struct mfs_repo base;      /* first: struct mfs_repo * casts to this */
@@ -105,7 +104,7 @@ static int hub_status_error(struct mfs_repo_hub *h, const struct mfs_http_resp *
 {
 	const char *ep = h->base.endpoint;
 	const char *code = resp->error_code;
-	if (!strcmp(code, "RepoNotFound"))
+	if (!strcmp(code, "RepoNotFound") && !mfs_http_secret_withheld(h->http))
 		return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND,
 			       "repository '%s' not found on %s (check the name, or set HF_TOKEN if it is private)",
 			       repo, ep);
@@ -119,6 +118,12 @@ static int hub_status_error(struct mfs_repo_hub *h, const struct mfs_http_resp *
 	if (!strcmp(code, "EntryNotFound"))
 		return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND,
 			       "entry not found in repository '%s' at '%s' on %s", repo, rev, ep);
+	if ((resp->status == 401 || resp->status == 403 || !strcmp(code, "GatedRepo")) &&
+	    mfs_http_secret_withheld(h->http))
+		return MFS_ERR(err, -EACCES, MFS_ERR_AUTH,
+			       "access to repository '%s' on %s denied (HTTP %ld): the token or "
+			       "credentials were not sent, since %s is plain HTTP to another machine; "
+			       "use an https:// endpoint", repo, ep, resp->status, ep);
 	if (resp->status == 401 || resp->status == 403)
 		return MFS_ERR(err, -EACCES, MFS_ERR_AUTH,
 			       "access to repository '%s' on %s denied (HTTP %ld): set HF_TOKEN to a token that may read it",
@@ -188,10 +193,11 @@ out:
 	return rc;
 }
 
-/* Appends one tree entry (if it is a file) to *out. */
-static int add_entry(json_t *e, const char *repo, struct mfs_repo_listing *out, size_t *alloc,
+/* Appends one tree entry (if it is a file) to acc. */
+static int add_entry(json_t *e, const char *repo, struct mfs_hub_listing *acc,
 		     struct mfs_err *err)
 {
+	struct mfs_repo_listing *out = &acc->l;
 	json_t *type = json_object_get(e, "type"), *path = json_object_get(e, "path");
 	if (!json_is_string(type) || !json_is_string(path) || !json_string_length(path))
 		return MFS_ERR(err, -EPROTO, MFS_ERR_PARSE,
@@ -199,9 +205,14 @@ static int add_entry(json_t *e, const char *repo, struct mfs_repo_listing *out, 
 	if (strcmp(json_string_value(type), "file"))
 		return 0;
 	const char *p = json_string_value(path);
-	if (strlen(p) != json_string_length(path))
+	size_t plen = json_string_length(path);
+	if (strlen(p) != plen)
 		return MFS_ERR(err, -EPROTO, MFS_ERR_PARSE,
 			       "bad tree entry for '%s': a path contains a NUL byte", repo);
+	if (plen > MFS_HUB_PATH_MAX)
+		return MFS_ERR(err, -EFBIG, MFS_ERR_PARSE,
+			       "bad tree entry for '%s': a path of %zu bytes (at most %d)", repo, plen,
+			       MFS_HUB_PATH_MAX);
 	json_t *size = json_object_get(e, "size"), *oid = json_object_get(e, "oid");
 	json_t *lfs = json_object_get(e, "lfs");
 	if (!json_is_integer(size) || json_integer_value(size) < 0)
@@ -214,17 +225,25 @@ static int add_entry(json_t *e, const char *repo, struct mfs_repo_listing *out, 
 	if (lfs && !json_is_null(lfs) && !json_is_object(lfs))
 		return MFS_ERR(err, -EPROTO, MFS_ERR_PARSE,
 			       "bad tree entry '%s' of '%s': 'lfs' must be an object", p, repo);
-	if (out->n >= MAX_FILES)
+	if (out->n >= MFS_HUB_FILES_MAX)
 		return MFS_ERR(err, -EFBIG, MFS_ERR_PARSE,
-			       "listing of '%s' has more than %d files", repo, MAX_FILES);
-	if (out->n == *alloc) {
-		size_t na = *alloc ? *alloc * 2 : 64;
+			       "listing of '%s' has more than %d files", repo, MFS_HUB_FILES_MAX);
+	if (out->n == acc->alloc) {
+		size_t na = acc->alloc ? acc->alloc * 2 : 64;
+		if (na > MFS_HUB_FILES_MAX)
+			na = MFS_HUB_FILES_MAX;
+		size_t grow = (na - acc->alloc) * sizeof(*out->files);
+		if (acc->bytes + grow > MFS_HUB_LISTING_BYTES_MAX)
+			goto too_big;
 		struct mfs_repo_file *nf = realloc(out->files, na * sizeof(*nf));
 		if (!nf)
 			return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 		out->files = nf;
-		*alloc = na;
+		acc->alloc = na;
+		acc->bytes += grow;
 	}
+	if (acc->bytes + plen + 1 > MFS_HUB_LISTING_BYTES_MAX)
+		goto too_big;
 	struct mfs_repo_file f = { .size = (uint64_t)json_integer_value(size) };
 	if (json_is_object(lfs)) {
 		json_t *lo = json_object_get(lfs, "oid"), *ls = json_object_get(lfs, "size");
@@ -246,8 +265,89 @@ static int add_entry(json_t *e, const char *repo, struct mfs_repo_listing *out, 
 	}
 	if (!(f.path = strdup(p)))
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	acc->bytes += plen + 1;
 	out->files[out->n++] = f;
 	return 0;
+too_big:
+	return MFS_ERR(err, -EFBIG, MFS_ERR_PARSE,
+		       "listing of '%s' is larger than %d MiB (%zu files so far)", repo,
+		       MFS_HUB_LISTING_BYTES_MAX >> 20, out->n);
+}
+
+/*
+ * Counts the JSON values of body (an upper bound: containers, commas and
+ * colons outside strings) without building anything, so that a page of a
+ * million empty objects is refused before jansson spends memory on it.
+ */
+static size_t count_values(const char *body, size_t len)
+{
+	size_t n = 1;
+	bool in_str = false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = body[i];
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = false;
+		} else if (ch == '"') {
+			in_str = true;
+		} else if (ch == '[' || ch == '{' || ch == ',' || ch == ':') {
+			n++;
+		}
+	}
+	return n;
+}
+
+void mfs_hub_listing_release(struct mfs_hub_listing *acc)
+{
+	if (!acc)
+		return;
+	mfs_repo_listing_release(&acc->l);
+	acc->alloc = 0;
+	acc->bytes = 0;
+	acc->pages = 0;
+}
+
+int mfs_hub_listing_add_page(struct mfs_hub_listing *acc, const char *repo, const char *where,
+			     const char *body, size_t len, struct mfs_err *err)
+{
+	if (++acc->pages > MFS_HUB_PAGES_MAX)
+		return MFS_ERR(err, -EFBIG, MFS_ERR_PARSE,
+			       "listing of '%s' on %s has more than %d pages", repo, where,
+			       MFS_HUB_PAGES_MAX);
+	if (len > MFS_HUB_PAGE_MAX)
+		return MFS_ERR(err, -EFBIG, MFS_ERR_PARSE,
+			       "listing of '%s' on %s: page %u is larger than %d MiB", repo, where,
+			       acc->pages, MFS_HUB_PAGE_MAX >> 20);
+	if (count_values(body, len) > MFS_HUB_PAGE_VALUES_MAX)
+		return MFS_ERR(err, -EFBIG, MFS_ERR_PARSE,
+			       "listing of '%s' on %s: page %u has more than %d JSON values", repo,
+			       where, acc->pages, MFS_HUB_PAGE_VALUES_MAX);
+	json_error_t je;
+	json_t *arr = len ? json_loadb(body, len, 0, &je) : NULL;
+	int rc = 0;
+	if (!json_is_array(arr)) {
+		rc = MFS_ERR(err, -EPROTO, MFS_ERR_PARSE,
+			     "bad file listing of '%s' on %s: page %u is not a JSON array", repo, where,
+			     acc->pages);
+		json_decref(arr);
+		return rc;
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(arr, i, e) {
+		if (!json_is_object(e)) {
+			rc = MFS_ERR(err, -EPROTO, MFS_ERR_PARSE,
+				     "bad file listing of '%s' on %s: an entry is not an object", repo,
+				     where);
+			break;
+		}
+		if ((rc = add_entry(e, repo, acc, err)))
+			break;
+	}
+	json_decref(arr);
+	return rc;
 }
 
 static int hub_list(struct mfs_repo *r, const char *repo, const char *commit,
@@ -261,24 +361,22 @@ static int hub_list(struct mfs_repo *r, const char *repo, const char *commit,
 		return MFS_ERR(err, -EINVAL, MFS_ERR_USAGE,
 			       "bad commit '%s' for listing '%s': expected 40 hex digits",
 			       commit ? commit : "", repo);
-	struct mfs_repo_listing l = { 0 };
-	size_t alloc = 0;
+	struct mfs_hub_listing acc = { 0 };
 	char *url = NULL;
 	if (asprintf(&url, "%s/api/models/%s/tree/%s?recursive=true", r->endpoint, repo,
 		     commit) < 0)
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
-	int page = 0;
 	while (url) {
-		if (++page > MAX_PAGES) {
-			rc = MFS_ERR(err, -EFBIG, MFS_ERR_PARSE,
-				     "listing of '%s' at '%s' on %s has more than %d pages", repo,
-				     commit, r->endpoint, MAX_PAGES);
-			break;
-		}
 		struct mfs_http_resp resp = { 0 };
-		rc = mfs_http_get(h->http, url, PAGE_CAP, NULL, &resp, err);
+		rc = mfs_http_get(h->http, url, MFS_HUB_PAGE_MAX, NULL, &resp, err);
 		free(url);
 		url = NULL;
+		if (rc == -EFBIG) {
+			/* The engine's own message says "larger than N bytes". */
+			mfs_err_prefix(err, "listing '%s' at '%s' (pages are at most %d MiB)", repo,
+				       commit, MFS_HUB_PAGE_MAX >> 20);
+			break;
+		}
 		if (rc) {
 			mfs_err_prefix(err, "listing '%s' at '%s'", repo, commit);
 			break;
@@ -288,29 +386,10 @@ static int hub_list(struct mfs_repo *r, const char *repo, const char *commit,
 			mfs_http_resp_release(&resp);
 			break;
 		}
-		json_error_t je;
-		json_t *arr = resp.body ? json_loadb(resp.body, resp.len, 0, &je) : NULL;
-		if (!json_is_array(arr)) {
-			rc = MFS_ERR(err, -EPROTO, MFS_ERR_PARSE,
-				     "bad file listing of '%s' at '%s' on %s: page %d is not a JSON array",
-				     repo, commit, r->endpoint, page);
-			json_decref(arr);
-			mfs_http_resp_release(&resp);
-			break;
-		}
-		size_t i;
-		json_t *e;
-		json_array_foreach(arr, i, e) {
-			if (!json_is_object(e)) {
-				rc = MFS_ERR(err, -EPROTO, MFS_ERR_PARSE,
-					     "bad file listing of '%s' on %s: an entry is not an object",
-					     repo, r->endpoint);
-				break;
-			}
-			if ((rc = add_entry(e, repo, &l, &alloc, err)))
-				break;
-		}
-		json_decref(arr);
+		rc = mfs_hub_listing_add_page(&acc, repo, r->endpoint, resp.body, resp.len, err);
+		/* The page's memory goes before the next one is fetched. */
+		free(resp.body);
+		resp.body = NULL;
 		if (!rc && resp.next_url) {
 			if (!mfs_http_same_origin(h->http, resp.next_url)) {
 				rc = MFS_ERR(err, -EPROTO, MFS_ERR_HTTP,
@@ -327,10 +406,10 @@ static int hub_list(struct mfs_repo *r, const char *repo, const char *commit,
 	}
 	free(url);
 	if (rc) {
-		mfs_repo_listing_release(&l);
+		mfs_hub_listing_release(&acc);
 		return rc;
 	}
-	*out = l;
+	*out = acc.l;
 	return 0;
 }
 
@@ -373,24 +452,42 @@ static const struct mfs_repo_ops hub_ops = {
 
 int mfs_repo_hub_open(const char *endpoint, struct mfs_repo **out, struct mfs_err *err)
 {
-	size_t n = strlen(endpoint);
-	while (n && endpoint[n - 1] == '/')
-		n--;
-	if (strpbrk(endpoint, "?#\r\n \t"))
-		return MFS_ERR(err, -EINVAL, MFS_ERR_USAGE,
-			       "bad hub endpoint '%s': expected http(s)://HOST[:PORT][/PATH]", endpoint);
-	struct mfs_repo_hub *h = calloc(1, sizeof(*h));
-	if (!h || !(h->base.endpoint = strndup(endpoint, n))) {
-		free(h);
-		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	char *shown = NULL, *user = NULL, *password = NULL;
+	int rc = mfs_url_split_credentials(endpoint, &shown, &user, &password, err);
+	if (rc)
+		return rc;
+	/* Only the redacted form goes on from here; a query or fragment would
+	 * have been cut by it, so it is refused rather than silently dropped. */
+	if (strpbrk(endpoint, "?#\r\n \t")) {
+		rc = MFS_ERR(err, -EINVAL, MFS_ERR_USAGE,
+			     "bad hub endpoint '%s': expected http(s)://HOST[:PORT][/PATH]", shown);
+		goto out;
 	}
+	size_t n = strlen(shown);
+	while (n && shown[n - 1] == '/')
+		shown[--n] = '\0';
+	struct mfs_repo_hub *h = calloc(1, sizeof(*h));
+	if (!h) {
+		rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	h->base.endpoint = shown;
+	shown = NULL;
 	h->base.ops = &hub_ops;
-	int rc = mfs_http_open(h->base.endpoint, getenv("HF_TOKEN"), &h->http, err);
+	rc = mfs_http_open(h->base.endpoint, getenv("HF_TOKEN"), user, password, &h->http, err);
 	if (rc) {
 		free(h->base.endpoint);
 		free(h);
-		return rc;
+		goto out;
 	}
 	*out = &h->base;
-	return 0;
+out:
+	if (user)
+		memset(user, 0, strlen(user));
+	if (password)
+		memset(password, 0, strlen(password));
+	free(user);
+	free(password);
+	free(shown);
+	return rc;
 }

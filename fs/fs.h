@@ -37,6 +37,8 @@ struct mfs_fs_opts {
 	bool debug;               /* libfuse request tracing */
 	unsigned threads;         /* max FUSE worker threads (0: default 16) */
 	unsigned prefetch_threads;/* 0: default 4 */
+	long timeout_ms;          /* a read gives up after this (EIO); 0: default
+				   * (MODELFS_TIMEOUT, else 30 s; repo.h) */
 	int ready_fd;             /* >= 0: written "OK\n" once the mount answers,
 				   * by the first request (INIT), then closed */
 	void (*on_ready)(void);   /* called once right after that, or NULL */

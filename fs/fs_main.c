@@ -100,7 +100,8 @@ int mfs_fs_run(struct mfs_store *store, const struct mfs_fs_opts *o, struct mfs_
 	if (!rc)
 		rc = mfs_pin_clear_dead(store, NULL, err);
 	if (!rc)
-		rc = mfs_cache_new(store, &(struct mfs_cache_opts){ .max_inflight = 8 },
+		rc = mfs_cache_new(store, &(struct mfs_cache_opts){ .max_inflight = 8,
+								    .deadline_ms = o->timeout_ms },
 				   &fs->cache, err);
 	if (!rc && (rc = mfs_tree_new(&fs->tree)))
 		MFS_ERR(err, rc, MFS_ERR_NOMEM, "out of memory");
