@@ -49,6 +49,7 @@ for src in tests/fuzz/fuzz_*.c; do
 	dict=()
 	[[ -f tests/fuzz/$short.dict ]] && dict=(-dict="tests/fuzz/$short.dict")
 	rc=0
+	touch "$work/.start"
 	# New inputs are written to the first directory only (the work corpus).
 	"$dir/fuzz/$name" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$work/" "${dict[@]}" \
@@ -61,7 +62,7 @@ for src in tests/fuzz/fuzz_*.c; do
 	corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$done_line")
 	result=ok
 	if ((rc != 0)); then
-		result="FAILED (exit $rc): $(ls "$work" | grep -E '^(crash|leak|timeout|oom|slow-unit)-' | tr '\n' ' ' || true)"
+		result="FAILED (exit $rc): $(cd "$work" && find . -maxdepth 1 -newer .start \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'slow-unit-*' \) -printf '%f ')"
 		failed+=("$name")
 	fi
 	printf '%-22s %10s %9s %7s %7s %6s  %s\n' "$name" "${execs:-?}" "${speed:-?}" \
