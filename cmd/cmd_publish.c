@@ -39,7 +39,7 @@ static void publish_usage(FILE *out)
 		"  --repo ORG/NAME     the repository the manifest is bound to (required)\n"
 		"  --sequence N        the manifest's sequence number (default: one more\n"
 		"                      than the manifest already in DIR, else 1)\n"
-		"  --chunk-size BYTES  a power of two from 4K to 1G (default 4M)\n"
+		"  --chunk-size BYTES  a power of two from 4K to 64M (default 4M)\n"
 		"  --help              this text\n");
 }
 
@@ -152,7 +152,7 @@ MFS_CMD(publish)
 			if (mfs_cmd_parse_size(optarg, &chunk_size) ||
 			    !mfs_manifest_chunk_size_is_valid(chunk_size))
 				return mfs_cmd_usage("publish", "bad --chunk-size '%s': expected a "
-						     "power of two from 4K to 1G", optarg);
+						     "power of two from 4K to 64M", optarg);
 			break;
 		case 'h':
 			publish_usage(stdout);

@@ -212,7 +212,8 @@ static int parse_file(json_t *v, size_t index, struct mfs_manifest_file *f,
 		return rc;
 	if (!mfs_manifest_chunk_size_is_valid(cs))
 		return MFS_ERR(err, -EINVAL, MFS_ERR_FORMAT,
-			       "%s: chunk size %llu is not a power of two between %u and %u",
+			       "%s: chunk size %llu is not a power of two between %u (4 KiB) "
+			       "and %u (64 MiB), the limits of manifest version 1",
 			       where, (unsigned long long)cs, MFS_CHUNK_SIZE_MIN,
 			       MFS_CHUNK_SIZE_MAX);
 	f->chunk_size = (uint32_t)cs;
@@ -347,13 +348,18 @@ int mfs_manifest_parse(const char *json, size_t len, struct mfs_manifest *out,
 				   : "manifest: missing \"files\"");
 		goto fail;
 	}
+	/* An empty list is refused before anything else: it is no release
+	 * (the builder never writes one), and everything below (calloc, qsort,
+	 * bsearch) may then assume at least one entry. */
 	size_t nf = json_array_size(files);
-	if (nf) {
-		m.files = calloc(nf, sizeof(*m.files));
-		if (!m.files) {
-			rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "manifest: out of memory");
-			goto fail;
-		}
+	if (nf == 0) {
+		rc = MFS_ERR(err, -EINVAL, MFS_ERR_FORMAT, "manifest: \"files\" is empty");
+		goto fail;
+	}
+	m.files = calloc(nf, sizeof(*m.files));
+	if (!m.files) {
+		rc = MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "manifest: out of memory");
+		goto fail;
 	}
 	for (size_t i = 0; i < nf; i++) {
 		m.n_files = i + 1; /* so that release frees a partly parsed entry */

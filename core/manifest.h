@@ -12,7 +12,9 @@
  * Manifests come from the network and are untrusted until their signature
  * verifies (trust.h), and the parser runs before that, so it is bounded and
  * strict: at most MFS_MANIFEST_MAX bytes, exact types, version 1 only, no
- * unknown keys, safe unique paths, chunk counts that match the sizes.
+ * unknown keys, at least one file, safe unique paths (no path both a file and
+ * a directory), chunk sizes within MFS_CHUNK_SIZE_MIN..MAX, chunk counts that
+ * match the sizes.
  *
  * No function here keeps state; all are thread-safe. mfs_manifest_build
  * reads the files of a directory (blocks on disk I/O); the others do not block.
@@ -32,7 +34,11 @@
 #define MFS_MANIFEST_REPO_MAX 256              /* longest "org/name", bytes */
 #define MFS_CHUNK_SIZE_DEFAULT (4u << 20)      /* 4 MiB */
 #define MFS_CHUNK_SIZE_MIN (4u << 10)          /* 4 KiB */
-#define MFS_CHUNK_SIZE_MAX (1u << 30)          /* 1 GiB */
+/* 64 MiB. A chunk is the unit that is fetched, held in memory and verified
+ * whole before any byte of it is served, so the chunk size bounds the memory
+ * one read costs; a larger one lets a publisher (or whoever crafted the
+ * manifest) make a 4 KiB read cost gigabytes (docs/manifest.md). */
+#define MFS_CHUNK_SIZE_MAX (64u << 20)
 #define MFS_MANIFEST_DIR ".modelfs"
 #define MFS_MANIFEST_JSON ".modelfs/manifest.json"
 #define MFS_MANIFEST_SIG ".modelfs/manifest.sig"
@@ -60,8 +66,9 @@ struct mfs_manifest {
  * mfs_manifest_release). Nothing is written to *out on failure.
  * Errors: -EFBIG (kind PARSE) above MFS_MANIFEST_MAX; -EINVAL kind PARSE for
  * malformed JSON or a wrong type; -EINVAL kind FORMAT for a well-formed but
- * invalid manifest (unsupported version, bad repo, unsafe or duplicate path,
- * bad digest, bad chunk size or count); -ENOMEM.
+ * invalid manifest (unsupported version, bad repo, no files, unsafe or
+ * duplicate path, a path that is also a directory of another, bad digest,
+ * chunk size out of range or not a power of two, bad chunk count); -ENOMEM.
  */
 int mfs_manifest_parse(const char *json, size_t len, struct mfs_manifest *out,
 		       struct mfs_err *err);

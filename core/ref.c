@@ -11,8 +11,12 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "text.h"
 
 #define REF_FORMS                                                             \
 	"expected org/repo, org/repo:SELECTOR, org/repo@REVISION[:SELECTOR] " \
@@ -253,6 +257,38 @@ static const char *split_url(struct span rest, struct span *org, struct span *ta
 	return NULL;
 }
 
+/*
+ * Why a final component (org, repo, revision or selector) is not a name, or
+ * NULL. Whitespace (Unicode White_Space, the set trim() removes at the ends)
+ * at the end of a component would not survive display and re-parse, which
+ * trims ("org/repo:sel @rev" displays as "org/repo@rev:sel "); org, repo and
+ * revision may hold none at all (hub names and git refs never do), a
+ * selector only inside it (inner_ws), since it may name a file such as
+ * "my model.gguf". Control characters (C0, DEL, C1, bidirectional controls)
+ * would reach terminals and paths; bytes that are not UTF-8 have no display
+ * form.
+ */
+static const char *name_problem(const char *s, size_t n, bool inner_ws)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	if (memchr(s, '\0', n))
+		return "a NUL byte";
+	if (inner_ws && (ws_at(u, n) || ws_before(u, n)))
+		return "whitespace at its start or end";
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		if (!inner_ws && ws_at(u + i, n - i))
+			return "whitespace";
+		size_t k = mfs_utf8_char(u + i, n - i, &cp);
+		if (!k)
+			return "bytes that are not UTF-8";
+		if (mfs_text_cp_is_control(cp))
+			return "a control character";
+		i += k;
+	}
+	return NULL;
+}
+
 static bool is_dot_name(struct span s)
 {
 	return span_eq(s, ".") || span_eq(s, "..");
@@ -324,6 +360,25 @@ int mfs_ref_parse(const char *text, struct mfs_ref *out, struct mfs_err *err)
 		}
 	} else {
 		rev = span_dup(p.revision);
+	}
+	/* Every component is checked in its final form: a /tree/ revision
+	 * after percent-decoding ("%20" is a space). */
+	static const char *const what[] = { "organisation", "repository name", "revision",
+					    "selector" };
+	struct span comp[] = { p.org, p.repo,
+			       tree_rev.present ? (struct span){ rev, rev ? strlen(rev) : 0, true }
+						: p.revision,
+			       p.selector };
+	for (size_t i = 0; i < sizeof(comp) / sizeof(comp[0]); i++) {
+		const char *bad = comp[i].present && comp[i].p
+					  ? name_problem(comp[i].p, comp[i].n, i == 3)
+					  : NULL;
+		if (bad) {
+			char reason[96];
+			snprintf(reason, sizeof(reason), "the %s contains %s", what[i], bad);
+			free(rev);
+			REF_FAIL(err, in, reason);
+		}
 	}
 	struct mfs_ref r = {
 		.org = span_dup(p.org),

@@ -23,8 +23,17 @@
  *    component, so "org/repo@main/file.gguf" has revision "main/file.gguf";
  *  - repo has no '/'; every component that is present is non-empty.
  *
- * modelfs is stricter than mesh-llm in four documented ways: a ref with an
- * ASCII control character (0x00-0x1f, 0x7f) is refused; org and repo may not
+ * modelfs is stricter than mesh-llm in five documented ways: a ref with an
+ * ASCII control character (0x00-0x1f, 0x7f) is refused; org, repo and
+ * revision (a /tree/ revision after decoding) may not contain whitespace
+ * (Unicode White_Space), a selector not at its start or end (inside, it may
+ * name a file with a space); no component may contain a C1 or
+ * bidirectional control character
+ * (U+0080..U+009F, U+200E/F, U+202A..U+202E, U+2066..U+2069, U+2028/9) or
+ * bytes that are not UTF-8, so that the display form of every accepted ref
+ * parses back to the same ref ("org/repo:sel @rev" would otherwise keep
+ * "sel " and print as "org/repo@rev:sel ", which trims to another ref, and a
+ * name with a space is no hub name anyway); org and repo may not
  * be "." or ".." (they become path components); a revision may not contain
  * ':' (git forbids it in ref names, and it would make "org/repo:sel@re:v"
  * display as a different ref); and the REV of a /tree/REV URL is

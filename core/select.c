@@ -10,6 +10,7 @@
  * mesh-llm (Rust's to_ascii_lowercase).
  */
 #include "select.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -147,27 +148,102 @@ static bool shard_parse_path(const char *path, struct shard *sh, const char **ex
 
 /* ---- public helpers ---------------------------------------------------- */
 
-bool mfs_path_is_safe(const char *path)
+/* Why path is unsafe, or NULL when it is safe (mfs_path_is_safe's rules). */
+static const char *path_problem(const char *path)
 {
-	if (!path || !*path || path[0] == '/')
-		return false;
+	if (!path || !*path)
+		return "the path is empty";
+	if (path[0] == '/')
+		return "the path is absolute";
 	size_t n = strnlen(path, MFS_PATH_MAX + 1);
 	if (n > MFS_PATH_MAX)
-		return false;
+		return "the path is longer than 1024 bytes";
 	const char *comp = path;
 	for (size_t i = 0; i <= n; i++) {
 		unsigned char c = (unsigned char)path[i];
-		if (i < n && (c < 0x20 || c == 0x7f || c == '\\'))
-			return false;
+		if (i < n && (c < 0x20 || c == 0x7f))
+			return "the path contains a control character";
+		if (i < n && c == '\\')
+			return "the path contains a backslash";
 		if (i == n || c == '/') {
 			size_t len = (size_t)(path + i - comp);
-			if (len == 0 || (len == 1 && comp[0] == '.') ||
+			if (len == 0)
+				return "the path has an empty component ('//' or a trailing '/')";
+			if ((len == 1 && comp[0] == '.') ||
 			    (len == 2 && comp[0] == '.' && comp[1] == '.'))
-				return false;
+				return "the path has a '.' or '..' component";
+			if (len > MFS_PATH_NAME_MAX)
+				return "a component of the path is longer than 255 bytes (NAME_MAX)";
 			comp = path + i + 1;
 		}
 	}
-	return true;
+	return NULL;
+}
+
+bool mfs_path_is_safe(const char *path)
+{
+	return path_problem(path) == NULL;
+}
+
+int mfs_path_check(const char *path, struct mfs_err *err)
+{
+	const char *why = path_problem(path);
+	if (!why)
+		return 0;
+	char *q = mfs_text_escape(path ? path : "", 200);
+	int rc = MFS_ERR(err, -EINVAL, MFS_ERR_FORMAT, "file name '%s' cannot be served: %s",
+			 q ? q : "?", why);
+	free(q);
+	return rc;
+}
+
+static int ptr_str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int mfs_paths_check_tree(const char *const *paths, size_t n, struct mfs_err *err)
+{
+	if (n == 0)
+		return 0;
+	const char **v = malloc(n * sizeof(*v));
+	if (!v)
+		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (mfs_path_is_safe(paths[i]))
+			v[k++] = paths[i];
+	if (k > 1)
+		qsort(v, k, sizeof(*v), ptr_str_cmp);
+	/* A file "a" is also a directory when some entry starts with "a/": in
+	 * byte order the first entry not below "a/" is that entry if there is
+	 * one, so one binary search per entry suffices. */
+	int rc = 0;
+	char key[MFS_PATH_MAX + 2];
+	for (size_t i = 0; i < k && !rc; i++) {
+		size_t len = strlen(v[i]); /* <= MFS_PATH_MAX: the path is safe */
+		memcpy(key, v[i], len);
+		key[len] = '/';
+		key[len + 1] = '\0';
+		size_t lo = 0, hi = k;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (strcmp(v[mid], key) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < k && !strncmp(v[lo], key, len + 1)) {
+			char *a = mfs_text_escape(v[i], 200), *b = mfs_text_escape(v[lo], 200);
+			rc = MFS_ERR(err, -EINVAL, MFS_ERR_FORMAT,
+				     "'%s' is listed both as a file and as the directory of '%s': "
+				     "neither could be opened", a ? a : "?", b ? b : "?");
+			free(a);
+			free(b);
+		}
+	}
+	free(v);
+	return rc;
 }
 
 enum mfs_format mfs_format_from_path(const char *path)

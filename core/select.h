@@ -54,8 +54,13 @@
 
 enum mfs_format { MFS_FORMAT_UNKNOWN = 0, MFS_FORMAT_GGUF, MFS_FORMAT_SAFETENSORS };
 
-/* Longest repo-relative path mfs_path_is_safe accepts, in bytes. */
+/* Longest repo-relative path mfs_path_is_safe accepts, in bytes. With the
+ * mount point, "org/repo@commit/" and this, a full path stays well under the
+ * kernel's PATH_MAX (4096) for any sensible mount point. */
 #define MFS_PATH_MAX 1024
+/* Longest path component, in bytes: the kernel's NAME_MAX. A longer name
+ * could be listed but never looked up through the mount. */
+#define MFS_PATH_NAME_MAX 255
 
 struct mfs_selection {
 	char *primary;            /* path of the primary file (also in files[]) */
@@ -123,9 +128,27 @@ char *mfs_canonical_ref(const char *org, const char *repo, const char *commit,
 
 /*
  * A repo-relative path is safe: non-empty, at most MFS_PATH_MAX bytes,
- * relative (no leading '/'), no empty, "." or ".." components (so no "//" and
- * no trailing '/'), no byte below 0x20, no 0x7f, no backslash. NULL is unsafe.
+ * relative (no leading '/'), every component at most MFS_PATH_NAME_MAX bytes,
+ * no empty, "." or ".." components (so no "//" and no trailing '/'), no byte
+ * below 0x20, no 0x7f, no backslash. NULL is unsafe.
  */
 bool mfs_path_is_safe(const char *path);
+
+/*
+ * The same rules as mfs_path_is_safe, with the reason: 0 if path is safe,
+ * else -EINVAL (MFS_ERR_FORMAT) and a message that quotes the path (control
+ * characters escaped) and names the rule it breaks.
+ */
+int mfs_path_check(const char *path, struct mfs_err *err);
+
+/*
+ * The paths of one commit as a tree: 0 if no safe path among paths[0..n) is
+ * also a directory of another ("m.gguf" and "m.gguf/n.gguf": the first could
+ * never be opened once the second made it a directory), else -EINVAL
+ * (MFS_ERR_FORMAT) naming both. Unsafe and NULL entries are skipped (they
+ * are never served); duplicates are not a conflict. -ENOMEM. Sorts a copy of
+ * the pointers, O(n log n).
+ */
+int mfs_paths_check_tree(const char *const *paths, size_t n, struct mfs_err *err);
 
 #endif

@@ -406,6 +406,67 @@ static void test_parse_chunk_refusals(void **state)
 	expect_refusal(doc("\"a\""), -EINVAL, MFS_ERR_PARSE, "must be an object");
 }
 
+/* Issue 9 finding 14: an empty "files" array reached qsort(NULL, 0, ...)
+ * (undefined behaviour that aborts the sanitizer build) before any signature
+ * was checked. Now it is refused as a manifest that lists nothing. */
+static void test_parse_empty_files_refused(void **state)
+{
+	(void)state;
+	expect_refusal(doc(""), -EINVAL, MFS_ERR_FORMAT, "\"files\" is empty");
+	/* A single entry is the other edge of the sort and the search. */
+	struct mfs_manifest m;
+	struct mfs_err err = { 0 };
+	const char *one = doc(entry("only.gguf", 1, 4096, 1));
+	assert_int_equal(mfs_manifest_parse(one, strlen(one), &m, &err), 0);
+	assert_non_null(mfs_manifest_find(&m, "only.gguf"));
+	assert_null(mfs_manifest_find(&m, "only"));
+	assert_null(mfs_manifest_find(&m, ""));
+	mfs_manifest_release(&m);
+}
+
+/* Issue 9 finding 11 (manifest part): a chunk size above 64 MiB made one
+ * small read cost a whole chunk of memory; it is refused at parse. */
+static void test_parse_chunk_size_limits(void **state)
+{
+	(void)state;
+	expect_refusal(doc(entry("a", 1, 1u << 30, 1)), -EINVAL, MFS_ERR_FORMAT,
+		       "chunk size 1073741824 is not a power of two between 4096 (4 KiB) and "
+		       "67108864 (64 MiB)");
+	expect_refusal(doc(entry("a", 1, 128u << 20, 1)), -EINVAL, MFS_ERR_FORMAT, "64 MiB");
+	expect_refusal(doc(entry("a", 1, 2048, 1)), -EINVAL, MFS_ERR_FORMAT, "4 KiB");
+	/* Both limits themselves are accepted. */
+	struct mfs_manifest m;
+	struct mfs_err err = { 0 };
+	const char *t = doc(entry("a", (64u << 20) + 1, 64u << 20, 2));
+	assert_int_equal(mfs_manifest_parse(t, strlen(t), &m, &err), 0);
+	assert_int_equal(m.files[0].chunk_size, 64u << 20);
+	mfs_manifest_release(&m);
+	t = doc(entry("a", 4097, 4096, 2));
+	assert_int_equal(mfs_manifest_parse(t, strlen(t), &m, &err), 0);
+	mfs_manifest_release(&m);
+}
+
+/* Issue 9 finding 19: a component longer than NAME_MAX (255 bytes) could be
+ * listed but never opened; it is an unsafe path now. 255 bytes is fine. */
+static void test_parse_long_component_refused(void **state)
+{
+	(void)state;
+	char name[300], files[4096];
+	memset(name, 'a', 256);
+	memcpy(name + 256, ".gguf", 6);
+	snprintf(files, sizeof(files), "%s", entry(name + 5, 1, 4096, 1)); /* 256 bytes */
+	expect_refusal(doc(files), -EINVAL, MFS_ERR_FORMAT, "unsafe path");
+	snprintf(files, sizeof(files), "%s", entry(name + 6, 1, 4096, 1)); /* 255 bytes */
+	struct mfs_manifest m;
+	struct mfs_err err = { 0 };
+	const char *t = doc(files);
+	assert_int_equal(mfs_manifest_parse(t, strlen(t), &m, &err), 0);
+	mfs_manifest_release(&m);
+	char deep[600];
+	snprintf(deep, sizeof(deep), "d/%s", name + 5);
+	expect_refusal(doc(entry(deep, 1, 4096, 1)), -EINVAL, MFS_ERR_FORMAT, "unsafe path");
+}
+
 static void test_predicates(void **state)
 {
 	(void)state;
@@ -423,7 +484,9 @@ static void test_predicates(void **state)
 	assert_false(mfs_manifest_path_is_safe("a/"));
 	assert_false(mfs_manifest_path_is_safe("a\x7f"));
 	assert_true(mfs_manifest_chunk_size_is_valid(4096));
-	assert_true(mfs_manifest_chunk_size_is_valid(1u << 30));
+	assert_true(mfs_manifest_chunk_size_is_valid(64u << 20));
+	assert_false(mfs_manifest_chunk_size_is_valid(128u << 20));
+	assert_false(mfs_manifest_chunk_size_is_valid(1u << 30));
 	assert_false(mfs_manifest_chunk_size_is_valid(2u << 30));
 	assert_false(mfs_manifest_chunk_size_is_valid(12288));
 }
@@ -439,6 +502,9 @@ int main(void)
 		cmocka_unit_test(test_parse_header_refusals),
 		cmocka_unit_test(test_parse_path_refusals),
 		cmocka_unit_test(test_parse_chunk_refusals),
+		cmocka_unit_test(test_parse_empty_files_refused),
+		cmocka_unit_test(test_parse_chunk_size_limits),
+		cmocka_unit_test(test_parse_long_component_refused),
 		cmocka_unit_test(test_predicates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

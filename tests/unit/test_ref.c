@@ -84,6 +84,72 @@ static void expect_err(const char *text, const char *why)
 	assert_int_equal(mfs_ref_parse(text, &r, NULL), -EINVAL);
 }
 
+/*
+ * The property of finding 15, over many refs: for every text the parser
+ * accepts, the display form parses to the same ref and displays the same.
+ * The texts are random sequences of pieces chosen to hit the grammar's
+ * corners (separators, white space of several kinds, URL prefixes, percent
+ * escapes, dots, controls, non-ASCII); a fixed seed keeps it reproducible.
+ * (tests/fuzz/fuzz_ref.c checks the same property on fuzzed bytes.)
+ */
+static void test_property_display_parses_back(void **state)
+{
+	(void)state;
+	static const char *const pieces[] = {
+		"o", "r", "x", "/", "/", "@", "@", ":", ":", " ", "\t", "\xc2\xa0",
+		"\xe3\x80\x80", "\xe2\x80\xa8", "%20", "%2F", "%41", "%", "https://huggingface.co/",
+		"http://huggingface.co/", "tree/", "main", "Q4_K_M", "..", ".", "x y", "\xc3\xa9",
+		"\x1b", "\xc2\x85", "\xff", "?q", "#f", "-00001-of-00002.gguf", "refs/pr/1",
+	};
+	const size_t np = sizeof(pieces) / sizeof(pieces[0]);
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	size_t accepted = 0;
+	for (int iter = 0; iter < 200000; iter++) {
+		char text[256] = "";
+		size_t len = 0;
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		int k = 1 + (int)((seed >> 33) % 9);
+		/* Most accepted refs start "org/": give half the texts that start. */
+		if (iter & 1) {
+			memcpy(text, "org/", 5);
+			len = 4;
+		}
+		for (int j = 0; j < k; j++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			const char *p = pieces[(seed >> 33) % np];
+			size_t pl = strlen(p);
+			if (len + pl + 1 > sizeof(text))
+				break;
+			memcpy(text + len, p, pl + 1);
+			len += pl;
+		}
+		struct mfs_ref r, again;
+		if (mfs_ref_parse(text, &r, NULL) != 0)
+			continue;
+		accepted++;
+		char *d = mfs_ref_display(&r);
+		assert_non_null(d);
+		struct mfs_err err = { 0 };
+		if (mfs_ref_parse(d, &again, &err) != 0)
+			fail_msg("'%s' parsed, its display form '%s' does not: %s", text, d, err.msg);
+		if (strcmp(again.org, r.org) || strcmp(again.repo, r.repo) ||
+		    !!again.revision != !!r.revision || !!again.selector != !!r.selector ||
+		    (r.revision && strcmp(again.revision, r.revision)) ||
+		    (r.selector && strcmp(again.selector, r.selector)))
+			fail_msg("'%s' -> '%s' parses to another ref", text, d);
+		char *d2 = mfs_ref_display(&again);
+		assert_string_equal(d, d2);
+		free(d2);
+		free(d);
+		mfs_ref_release(&again);
+		mfs_ref_release(&r);
+	}
+	/* The generator must reach the accepting side often enough to mean
+	 * something. */
+	if (accepted < 5000)
+		fail_msg("only %zu of 200000 generated refs were accepted", accepted);
+}
+
 /* ---- facts.md §3 grammar examples ------------------------------------- */
 
 static void test_facts_selector_then_revision(void **state)
@@ -129,8 +195,32 @@ static void test_facts_empty_and_trim(void **state)
 	expect_ok("\xc2\xa0org/repo\xe3\x80\x80", "org", "repo", NULL, NULL, "org/repo");
 	expect_ok("\xe2\x80\x83\xc2\x85org/repo@v1\xe2\x80\xa8", "org", "repo", "v1", NULL,
 		  "org/repo@v1");
-	/* Inner white space is not trimmed (selectors name files). */
+	/* Inner white space in a selector is kept (selectors name files). */
 	expect_ok("org/repo:my model", "org", "repo", NULL, "my model", "org/repo:my model");
+}
+
+/* Issue 9 finding 15: whitespace inside names was kept, so printing and
+ * re-parsing a ref gave another ref ("org/repo:sel @rev" has selector
+ * "sel " and displays as "org/repo@rev:sel ", which trims to "sel"). */
+static void test_whitespace_in_names_refused(void **state)
+{
+	(void)state;
+	expect_err("org/repo:sel @rev", "the selector contains whitespace at its start or end");
+	expect_err("org/repo: sel", "the selector contains whitespace at its start or end");
+	expect_err("org/repo:sel\xc2\xa0@main", "selector contains whitespace");
+	expect_err("org/re po", "the repository name contains whitespace");
+	expect_err("org/repo @main", "the repository name contains whitespace");
+	expect_err("or g/repo", "the organisation contains whitespace");
+	expect_err("org/repo@ma in", "the revision contains whitespace");
+	expect_err("org/repo@main :Q4", "the revision contains whitespace");
+	expect_err("org/repo@v1\xe3\x80\x80:Q4", "the revision contains whitespace");
+	expect_err("https://huggingface.co/org/repo/tree/a%20b", "the revision contains whitespace");
+	expect_err("https://huggingface.co/org/repo/tree/a%C2%A0b", "revision contains whitespace");
+	/* C1 and bidirectional controls, and bytes that are not UTF-8. */
+	expect_err("org/repo:Q4\xc2\x9b" "31m", "the selector contains a control character");
+	expect_err("org/repo:evil\xe2\x80\xae" "fdp", "control character");
+	expect_err("org/re\xffpo", "the repository name contains bytes that are not UTF-8");
+	expect_err("https://huggingface.co/org/repo/tree/a%FFb", "not UTF-8");
 }
 
 static void test_facts_component_rules(void **state)
@@ -337,6 +427,8 @@ int main(void)
 		cmocka_unit_test(test_error_quotes_input),
 		cmocka_unit_test(test_display_forms),
 		cmocka_unit_test(test_release_is_idempotent),
+		cmocka_unit_test(test_whitespace_in_names_refused),
+		cmocka_unit_test(test_property_display_parses_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -709,13 +709,71 @@ static void test_path_is_safe(void **state)
 			fail_msg("bad[%zu] should be unsafe", i);
 	assert_false(mfs_path_is_safe(NULL));
 
+	/* 1024 bytes in components of at most 255 bytes: the longest safe path. */
 	char p[MFS_PATH_MAX + 2];
 	memset(p, 'a', sizeof(p));
+	for (size_t i = 200; i < MFS_PATH_MAX; i += 201)
+		p[i] = '/';
 	p[MFS_PATH_MAX] = '\0';
 	assert_true(mfs_path_is_safe(p));
 	p[MFS_PATH_MAX] = 'a';
 	p[MFS_PATH_MAX + 1] = '\0';
 	assert_false(mfs_path_is_safe(p));
+}
+
+/* Issue 9 finding 19: a component longer than NAME_MAX, the usual unsafe
+ * names, each refused by mfs_path_check with the rule it breaks. */
+static void test_path_check_reasons(void **state)
+{
+	(void)state;
+	char name[300];
+	memset(name, 'n', sizeof(name));
+	name[255] = '\0';
+	assert_true(mfs_path_is_safe(name));
+	struct mfs_err err = { 0 };
+	assert_int_equal(mfs_path_check(name, &err), 0);
+	name[255] = 'n';
+	name[256] = '\0';
+	assert_false(mfs_path_is_safe(name));
+	assert_int_equal(mfs_path_check(name, &err), -EINVAL);
+	assert_int_equal(err.kind, MFS_ERR_FORMAT);
+	assert_non_null(strstr(err.msg, "longer than 255 bytes"));
+	static const struct { const char *p, *why; } cases[] = {
+		{ "", "empty" },
+		{ "/etc/passwd", "absolute" },
+		{ "a/../b", "'..'" },
+		{ "./a", "'.'" },
+		{ "a//b", "empty component" },
+		{ "a/", "empty component" },
+		{ "a\\b", "backslash" },
+		{ "\x1b]0;pwned\x07.gguf", "control character" },
+	};
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		memset(&err, 0, sizeof(err));
+		if (mfs_path_check(cases[i].p, &err) != -EINVAL || !strstr(err.msg, cases[i].why))
+			fail_msg("case %zu: '%s'", i, err.msg);
+		/* The message never carries the raw control bytes. */
+		for (const char *c = err.msg; *c; c++)
+			assert_true((unsigned char)*c >= 0x20 && *c != 0x7f);
+	}
+}
+
+/* Issue 9 finding 19: "m.gguf" and "m.gguf/n.gguf" in one listing. */
+static void test_paths_check_tree(void **state)
+{
+	(void)state;
+	struct mfs_err err = { 0 };
+	const char *ok[] = { "m.gguf", "m.gguf-x/n", "m.gguf.d/n", "m/n.gguf", "m.gguf",
+			     NULL, "../x" };
+	assert_int_equal(mfs_paths_check_tree(ok, NELEM(ok), &err), 0);
+	assert_int_equal(mfs_paths_check_tree(NULL, 0, &err), 0);
+	const char *bad[] = { "z.gguf", "m.gguf/n.gguf", "m.gguf!", "m.gguf" };
+	assert_int_equal(mfs_paths_check_tree(bad, NELEM(bad), &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "'m.gguf' is listed both as a file and as the directory "
+					 "of 'm.gguf/n.gguf'"));
+	const char *deep[] = { "a/b/c/d", "a/b" };
+	assert_int_equal(mfs_paths_check_tree(deep, NELEM(deep), &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "'a/b'"));
 }
 
 static void test_selection_release(void **state)
@@ -764,6 +822,8 @@ int main(void)
 		cmocka_unit_test(test_distribution_id),
 		cmocka_unit_test(test_canonical_ref),
 		cmocka_unit_test(test_path_is_safe),
+		cmocka_unit_test(test_path_check_reasons),
+		cmocka_unit_test(test_paths_check_tree),
 		cmocka_unit_test(test_selection_release),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
