@@ -9,6 +9,7 @@
  *   fs_prefetch.c  background prefetch threads with a bounded queue (no FUSE)
  *   fs_xattr.c     the user.modelfs.* attributes (no FUSE)
  *   fs_maint.c     once a second: the index still there, the quota kept (no FUSE)
+ *   fs_populate.c  readers the kernel holds inside mmap(MAP_POPULATE) (no FUSE)
  *   fs_ops.c       the low-level FUSE handlers mfs_fs_op_<op>
  *   fs_main.c      session setup, mount options, readiness, signals
  *
@@ -54,6 +55,24 @@ int mfs_fs_run(struct mfs_store *store, const struct mfs_fs_opts *o, struct mfs_
 
 /* --- per-file state (fs_file.c) ----------------------------------------- */
 
+/*
+ * A read of this file that failed, remembered for a while (the failure
+ * memory, docs/mount.md): the same caller asking again for the same chunks
+ * within MFS_FS_FAIL_MS gets the same error at once, without a new fetch
+ * and without a new log line. The kernel asks again by itself: once after a
+ * failed read-ahead, and forever from inside mmap(MAP_POPULATE).
+ */
+#define MFS_FS_FAILS 8             /* remembered failures per file */
+#define MFS_FS_FAIL_MS 10000       /* how long one is remembered */
+struct mfs_fs_fail {
+	uint32_t first, last;       /* chunks of the failed read */
+	pid_t tid;                  /* the caller, as the request names it */
+	int err;                    /* the errno it was answered (> 0); 0: free */
+	uint64_t until_ms;          /* monotonic ms the memory ends */
+	unsigned repeats;           /* answered from memory since */
+	unsigned ended;             /* signals sent to end a populate loop */
+};
+
 /* One installed file as the mount sees it; lives until the mount ends. */
 struct mfs_fs_file {
 	int64_t file_id;
@@ -66,6 +85,7 @@ struct mfs_fs_file {
 	uint64_t resident_at_ms;    /* monotonic ms of that answer; 0: none */
 	unsigned opens;             /* open handles in this mount */
 	bool whole_queued;          /* out-of-order pattern: whole file queued */
+	struct mfs_fs_fail fails[MFS_FS_FAILS]; /* the failure memory */
 	struct mfs_fs_file *next;   /* files_lock: hash chain */
 };
 
@@ -104,6 +124,8 @@ struct mfs_fs {
 
 	/* Counters (relaxed atomics; shown by status and the log at exit). */
 	_Atomic uint64_t n_reads, n_read_bytes, n_read_errors, n_opens, n_open_files;
+	_Atomic uint64_t n_read_remembered; /* failed reads answered from memory */
+	_Atomic uint64_t n_populate_ended;  /* populate loops ended by a signal */
 };
 
 uint64_t mfs_fs_now_ms(void);
@@ -121,6 +143,20 @@ void mfs_fs_file_resident(struct mfs_fs *fs, struct mfs_fs_file *ff, uint64_t ma
 
 /* Forgets the cached resident answer (after this mount fetched bytes). */
 void mfs_fs_file_resident_stale(struct mfs_fs_file *ff);
+
+/*
+ * The failure memory. mfs_fs_fail_check: if tid failed a read of chunks
+ * overlapping [first, last] less than MFS_FS_FAIL_MS ago, counts a repeat
+ * and returns a copy of that entry (the errno to answer is out->err > 0);
+ * else returns false. mfs_fs_fail_note: remembers a failed read (err > 0),
+ * replacing an entry of the same caller and range, an expired one or the
+ * one that ends first. mfs_fs_fail_ended: counts a signal sent for the
+ * entry of tid and first. Thread-safe (ff->lock); no I/O.
+ */
+bool mfs_fs_fail_check(struct mfs_fs_file *ff, pid_t tid, uint32_t first, uint32_t last,
+		       struct mfs_fs_fail *out);
+void mfs_fs_fail_note(struct mfs_fs_file *ff, pid_t tid, uint32_t first, uint32_t last, int err);
+void mfs_fs_fail_ended(struct mfs_fs_file *ff, pid_t tid, uint32_t first);
 
 /* An open of ff: counts it and, on the artifact's first open in this mount,
  * writes the pin row. 0 or -EIO (pin not recorded; the open must fail). */

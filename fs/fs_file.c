@@ -100,6 +100,62 @@ void mfs_fs_file_resident_stale(struct mfs_fs_file *ff)
 	pthread_mutex_unlock(&ff->lock);
 }
 
+bool mfs_fs_fail_check(struct mfs_fs_file *ff, pid_t tid, uint32_t first, uint32_t last,
+		       struct mfs_fs_fail *out)
+{
+	uint64_t now = mfs_fs_now_ms();
+	bool hit = false;
+	pthread_mutex_lock(&ff->lock);
+	for (size_t i = 0; i < MFS_FS_FAILS && !hit; i++) {
+		struct mfs_fs_fail *e = &ff->fails[i];
+		if (e->err && e->tid == tid && now < e->until_ms && first <= e->last &&
+		    e->first <= last) {
+			e->repeats++;
+			*out = *e;
+			hit = true;
+		}
+	}
+	pthread_mutex_unlock(&ff->lock);
+	return hit;
+}
+
+void mfs_fs_fail_note(struct mfs_fs_file *ff, pid_t tid, uint32_t first, uint32_t last, int err)
+{
+	uint64_t now = mfs_fs_now_ms();
+	pthread_mutex_lock(&ff->lock);
+	struct mfs_fs_fail *slot = NULL;
+	for (size_t i = 0; i < MFS_FS_FAILS && !slot; i++) /* the same read again */
+		if (ff->fails[i].err && ff->fails[i].tid == tid && ff->fails[i].first == first &&
+		    ff->fails[i].last == last)
+			slot = &ff->fails[i];
+	for (size_t i = 0; i < MFS_FS_FAILS && !slot; i++) /* a free or expired entry */
+		if (!ff->fails[i].err || now >= ff->fails[i].until_ms)
+			slot = &ff->fails[i];
+	if (!slot) { /* the one that ends first */
+		slot = &ff->fails[0];
+		for (size_t i = 1; i < MFS_FS_FAILS; i++)
+			if (ff->fails[i].until_ms < slot->until_ms)
+				slot = &ff->fails[i];
+	}
+	bool same = slot->err && slot->tid == tid && slot->first == first && slot->last == last;
+	*slot = (struct mfs_fs_fail){ .first = first, .last = last, .tid = tid, .err = err,
+				      .until_ms = now + MFS_FS_FAIL_MS,
+				      .repeats = same ? slot->repeats : 0,
+				      .ended = same ? slot->ended : 0 };
+	pthread_mutex_unlock(&ff->lock);
+}
+
+void mfs_fs_fail_ended(struct mfs_fs_file *ff, pid_t tid, uint32_t first)
+{
+	pthread_mutex_lock(&ff->lock);
+	for (size_t i = 0; i < MFS_FS_FAILS; i++) {
+		struct mfs_fs_fail *e = &ff->fails[i];
+		if (e->err && e->tid == tid && e->first <= first && first <= e->last)
+			e->ended++;
+	}
+	pthread_mutex_unlock(&ff->lock);
+}
+
 static struct mfs_fs_art *art_get(struct mfs_fs *fs, int64_t artifact_id, bool create)
 {
 	size_t b = bucket(artifact_id);

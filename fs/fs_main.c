@@ -168,10 +168,14 @@ int mfs_fs_run(struct mfs_store *store, const struct mfs_fs_opts *o, struct mfs_
 	int lrc = fuse_session_loop_mt(se, cfg);
 	if (lrc < 0)
 		mfs_log_warning("mount: session loop ended: %s", strerror(-lrc));
-	mfs_log_notice("mount: unmounting %s (%llu reads, %llu bytes, %llu failed reads)",
+	mfs_log_notice("mount: unmounting %s (%llu reads, %llu bytes, %llu failed reads, %llu"
+		       " answered from the failure memory, %llu populate loops ended)",
 		       o->mountpoint, (unsigned long long)fs->n_reads,
 		       (unsigned long long)fs->n_read_bytes,
-		       (unsigned long long)fs->n_read_errors);
+		       (unsigned long long)fs->n_read_errors,
+		       (unsigned long long)fs->n_read_remembered,
+		       (unsigned long long)fs->n_populate_ended);
+	mfs_log_flush(true);
 out:
 	mfs_maint_stop(maint);
 	if (mounted)

@@ -104,6 +104,7 @@ static void tick(struct mfs_maint *m)
 	else if (reopened)
 		after_reopen(m);
 	mfs_fs_pins_retry_drops(m->fs);
+	mfs_log_flush(false); /* a rate-limited count is not held back for long */
 	if (mfs_evict_enforce(m->fs->store, &e))
 		mfs_log_warning("mount: cannot keep the quota: %s", e.msg);
 }

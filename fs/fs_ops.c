@@ -12,7 +12,13 @@
  * The read path: a read serves [off, off+size) through mfs_cache_read,
  * which fetches, verifies and commits any missing chunk before a byte of it
  * is copied out; a failure answers EIO (or ENOSPC) with a log line that
- * says why. Before that, the handle's read pattern feeds prefetch: a
+ * says why. A failed read is remembered for a while per caller (the
+ * failure memory, fs.h): the same thread asking again for the same chunks
+ * gets the same errno at once, with no new fetch and no new log line. The
+ * kernel is that caller twice over: it reads a page again after a failed
+ * read-ahead, and from inside mmap(MAP_POPULATE) it asks forever; a caller
+ * found in that loop is ended with a signal (fs_populate.h), the only thing
+ * the kernel's loop obeys. Before that, the handle's read pattern feeds prefetch: a
  * sequential reader gets a window ahead of it that doubles up to
  * MFS_FS_WINDOW_MAX; a reader that jumps around gets the whole file queued
  * in the background (mmap loaders touch tensors out of file order).
@@ -31,6 +37,7 @@
 
 #include "fs.h"
 #include "fs_ops.h"
+#include "fs_populate.h"
 #include "fs_prefetch.h"
 #include "log.h"
 
@@ -393,6 +400,37 @@ static void prefetch_hint(struct mfs_fs *fs, struct mfs_fs_handle *h, uint64_t o
 	}
 }
 
+#define MFS_FS_TERM_GRACE 64 /* repeats after SIGTERM before SIGKILL */
+
+/* A read answered from the failure memory. If the caller is a thread the
+ * kernel keeps inside mmap(MAP_POPULATE) (or mlock), the same read would
+ * come back forever: end that process, SIGTERM first, SIGKILL if it is
+ * still looping (it caught SIGTERM). Logged once per step, with why. */
+static void remembered_failure(struct mfs_fs *fs, struct mfs_fs_file *ff, pid_t tid,
+			       const struct mfs_fs_fail *m, uint64_t off)
+{
+	const struct mfs_file *f = &ff->f;
+	bool hard = m->ended > 0;
+	if (m->ended > 1 || (hard && m->repeats < MFS_FS_TERM_GRACE))
+		return;
+	char comm[64] = "?";
+	if (!mfs_fs_populating(tid, comm, sizeof(comm)))
+		return;
+	mfs_fs_fail_ended(ff, tid, m->first);
+	int rc = mfs_fs_populating_end(tid, hard);
+	if (!rc) {
+		atomic_fetch_add_explicit(&fs->n_populate_ended, 1, memory_order_relaxed);
+		mfs_store_count(fs->store, "populate_loops_ended", 1);
+	}
+	mfs_log_error("read of %s/%s@%s/%s at %llu: thread %d (%s) is held by the kernel inside"
+		      " mmap(MAP_POPULATE) or mlock, asking again for bytes that failed (%s, %u"
+		      " times answered at once); %s%s", f->org, f->name, f->commit, f->path,
+		      (unsigned long long)off, (int)tid, comm, strerror(m->err), m->repeats,
+		      rc ? "cannot end it: " : hard ? "sent SIGKILL (it caught SIGTERM)"
+						    : "sent SIGTERM to end the load",
+		      rc ? strerror(-rc) : "");
+}
+
 static void mfs_fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
@@ -409,6 +447,18 @@ static void mfs_fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	}
 	if (size > f->size - (uint64_t)off)
 		size = (size_t)(f->size - (uint64_t)off);
+	uint32_t first = f->chunk_size ? (uint32_t)((uint64_t)off / f->chunk_size) : 0;
+	uint32_t last = f->chunk_size ? (uint32_t)(((uint64_t)off + size - 1) / f->chunk_size) : 0;
+	pid_t tid = fuse_req_ctx(req)->pid;
+	struct mfs_fs_fail mem;
+	if (mfs_fs_fail_check(h->ff, tid, first, last, &mem)) {
+		atomic_fetch_add_explicit(&fs->n_reads, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&fs->n_read_errors, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&fs->n_read_remembered, 1, memory_order_relaxed);
+		remembered_failure(fs, h->ff, tid, &mem, (uint64_t)off);
+		fuse_reply_err(req, mem.err);
+		return;
+	}
 	prefetch_hint(fs, h, (uint64_t)off, size);
 
 	char *buf = malloc(size);
@@ -424,6 +474,7 @@ static void mfs_fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	mfs_fs_file_resident_stale(h->ff);
 	if (n < 0) {
 		atomic_fetch_add_explicit(&fs->n_read_errors, 1, memory_order_relaxed);
+		mfs_fs_fail_note(h->ff, tid, first, last, honest((int)n));
 		mfs_log_error("read of %s/%s@%s/%s at %lld (+%zu) failed: %s", f->org, f->name,
 			      f->commit, f->path, (long long)off, size,
 			      err.msg[0] ? err.msg : strerror((int)-n));
