@@ -127,7 +127,7 @@ refs "$A" acme/m $C1 $C1
 refused "rollback refused" mfs add --endpoint "$HA/." acme/m:Q4_K_M
 refused "rollback refused" mfs add --endpoint "$HA/" acme/m:Q4_K_M
 refused "rollback refused" mfs add --endpoint "$HA//" acme/m:Q4_K_M
-refused "rollback refused" mfs add --endpoint "$HA" acme/m@refs/heads/main:Q4_K_M
+refused "rollback refused" mfs add --endpoint "$HB" acme/m@refs/heads/main:Q4_K_M
 refused "rollback refused" mfs add --endpoint "$HB" acme/m@refs/tags/v1:Q4_K_M
 refused "rollback refused" mfs add --endpoint "$HB" "acme/m@v1:Q4_K_M"
 
