@@ -27,6 +27,7 @@
 #include <string.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@
 #include "store_record.h"
 
 #define TOUCH_BATCH 256
+#define OPEN_DEADLINE_S 15 /* opening the index gives up after this */
 #define STMT_CACHE 8
 
 struct mfs_store {
@@ -229,6 +231,53 @@ static bool is_link(int dfd, const char *name)
 	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
 }
 
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* What index.db's own bytes say, without SQLite (which, on a file cut
+ * short under a live WAL, can wait on locks instead of failing): NULL if
+ * it looks sound (or absent, or new and empty), else why not. *ino is the
+ * file looked at. The header layout is SQLite's file format: magic, page
+ * size at 16, change counter at 24, page count at 28, valid if the
+ * "version-valid-for" at 92 equals the change counter. */
+static const char *index_damage(struct mfs_store *s, ino_t *ino)
+{
+	struct stat st, wal;
+	*ino = 0;
+	int fd = openat(s->dfd, "index.db", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return NULL; /* absent: created and built; a link: refused at open */
+	unsigned char h[100];
+	const char *why = NULL;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return NULL;
+	}
+	*ino = st.st_ino;
+	ssize_t n = st.st_size ? pread(fd, h, sizeof(h), 0) : 0;
+	close(fd);
+	if (st.st_size == 0) {
+		/* Empty is a new index, unless a WAL holds pages of it: then
+		 * it was cut (a new index writes its first page before any WAL). */
+		if (fstatat(s->dfd, "index.db-wal", &wal, AT_SYMLINK_NOFOLLOW) == 0 && wal.st_size > 0)
+			why = "empty while its write-ahead log is not";
+	} else if (n != (ssize_t)sizeof(h) || memcmp(h, "SQLite format 3", 16)) {
+		why = "not a SQLite database (its header is damaged)";
+	} else {
+		uint32_t psz = (uint32_t)h[16] << 8 | h[17];
+		if (psz == 1)
+			psz = 65536;
+		if (psz < 512 || psz > 65536 || (psz & (psz - 1)))
+			why = "damaged (page size)";
+		else if (be32(h + 92) == be32(h + 24) &&
+			 (uint64_t)st.st_size < (uint64_t)be32(h + 28) * psz)
+			why = "shorter than its header says (truncated)";
+	}
+	return why;
+}
+
 static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 {
 	char path[PATH_MAX];
@@ -259,7 +308,13 @@ static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 	 * a reason to try again, never to take the index for corrupt. */
 	int code = SQLITE_OK;
 	char *msg = NULL;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int attempt = 0; attempt < 100; attempt++) {
+		/* Bounded in time too: each attempt may wait out the busy timeout. */
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (attempt && t1.tv_sec - t0.tv_sec >= OPEN_DEADLINE_S)
+			break;
 		sqlite3_free(msg);
 		msg = NULL;
 		code = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -381,30 +436,45 @@ static void prune_quarantine(struct mfs_store *s)
 }
 
 /* Moves a corrupt index aside (kept for a person to look at) so a fresh one
- * can be rebuilt. */
-static void set_index_aside(struct mfs_store *s)
+ * can be rebuilt: only if index.db is still the file found bad (ino), under
+ * a lock on the store directory, so of several processes that find it bad
+ * at once one sets it aside and none moves the index another just built. */
+static void set_index_aside(struct mfs_store *s, ino_t ino)
 {
 	char from[PATH_MAX], to[PATH_MAX];
 	static const char *const sfx[] = { "", "-wal", "-shm" };
-	for (int i = 0; i < 3; i++) {
-		if (subpath(s, from, sizeof(from), "index.db%s", sfx[i]) ||
-		    subpath(s, to, sizeof(to), "quarantine/index.db.%ld%s", (long)time(NULL), sfx[i]))
-			continue;
-		rename(from, to);
+	struct stat st;
+	flock(s->dfd, LOCK_EX);
+	if (fstatat(s->dfd, "index.db", &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == ino) {
+		for (int i = 0; i < 3; i++) {
+			if (subpath(s, from, sizeof(from), "index.db%s", sfx[i]) ||
+			    subpath(s, to, sizeof(to), "quarantine/index.db.%ld.%d%s", (long)time(NULL),
+				    (int)getpid(), sfx[i]))
+				continue;
+			rename(from, to);
+		}
 	}
+	flock(s->dfd, LOCK_UN);
 	prune_quarantine(s);
 }
 
-/* Opens index.db; a corrupt one is set aside; one not built yet is built
- * from the records and chunk files. Locked (or not yet shared). */
+/* Opens index.db; a damaged or corrupt one is set aside; one not built yet
+ * is built from the records and chunk files. Locked (or not yet shared). */
 static int open_index(struct mfs_store *s, struct mfs_err *err)
 {
 	bool fresh = false;
 	struct mfs_err e2 = { 0 };
-	int rc = open_db(s, &fresh, &e2);
+	ino_t ino;
+	const char *why = index_damage(s, &ino);
+	int rc = why ? MFS_ERR(&e2, -EBADMSG, MFS_ERR_SQLITE, "index '%s/index.db' is %s", s->dir, why)
+		     : open_db(s, &fresh, &e2);
 	if (rc == -EBADMSG) { /* corrupt, not merely busy: set aside, start again */
 		mfs_log_warning("%s; rebuilding it from records and chunks", e2.msg);
-		set_index_aside(s);
+		if (!why) {
+			struct stat st;
+			ino = fstatat(s->dfd, "index.db", &st, AT_SYMLINK_NOFOLLOW) ? 0 : st.st_ino;
+		}
+		set_index_aside(s, ino);
 		rc = open_db(s, &fresh, err);
 		if (rc == -EBADMSG)
 			rc = -EIO;
@@ -429,12 +499,16 @@ int mfs_store_recheck(struct mfs_store *s, bool *reopened, struct mfs_err *err)
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	bool gone = stat(path, &sb) != 0;
-	if (!gone && sb.st_dev == s->index_dev && sb.st_ino == s->index_ino) {
+	ino_t ino;
+	const char *why = NULL;
+	if (!gone && sb.st_dev == s->index_dev && sb.st_ino == s->index_ino &&
+	    !(why = index_damage(s, &ino))) {
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
+	/* Damaged in place: open_index finds it so again and sets it aside. */
 	mfs_log_warning("the index '%s' was %s while in use: opening it again", path,
-			gone ? "deleted" : "replaced");
+			gone ? "deleted" : why ? why : "replaced");
 	drop_stmts(s);
 	sqlite3 *old = s->db;
 	s->db = NULL;
@@ -805,7 +879,8 @@ int mfs_store_walk(struct mfs_store *s,
 			rc = sql_err(err, db, "cannot list files");
 			goto out;
 		}
-		while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		int step;
+		while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
 			struct mfs_store_entry e = {
 				.file_id = sqlite3_column_int64(st, 0),
 				.artifact_id = sqlite3_column_int64(st, 1),
@@ -816,6 +891,12 @@ int mfs_store_walk(struct mfs_store *s,
 				.size = (uint64_t)sqlite3_column_int64(st, 6),
 			};
 			rc = file_cb(ctx, &e);
+		}
+		/* A query that fails part way is an error, never a shorter list:
+		 * the mount keeps the tree it has (never an empty one). */
+		if (!rc && step != SQLITE_DONE) {
+			rc = sql_err(err, db, "cannot list files");
+			goto out;
 		}
 		sqlite3_finalize(st);
 		st = NULL;
@@ -829,7 +910,8 @@ int mfs_store_walk(struct mfs_store *s,
 			rc = sql_err(err, db, "cannot list aliases");
 			goto out;
 		}
-		while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		int step;
+		while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
 			struct mfs_store_alias a = {
 				.org = (const char *)sqlite3_column_text(st, 0),
 				.name = (const char *)sqlite3_column_text(st, 1),
@@ -838,6 +920,8 @@ int mfs_store_walk(struct mfs_store *s,
 			};
 			rc = alias_cb(ctx, &a);
 		}
+		if (!rc && step != SQLITE_DONE)
+			rc = sql_err(err, db, "cannot list aliases");
 	}
 out:
 	sqlite3_finalize(st);
