@@ -37,6 +37,7 @@
 
 #include "evict.h"
 #include "log.h"
+#include "pin.h"
 #include "store_record.h"
 
 #define TOUCH_BATCH 256
@@ -127,6 +128,11 @@ static const char schema[] =
 	" reason TEXT NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS evictions_path ON evictions(artifact, path);"
 	"CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	/* Ranges of hub-checksum downloads staged under partial/<key>/, counted
+	 * against the quota until adopted or dropped (mfs_store_stage_reserve). */
+	"CREATE TABLE IF NOT EXISTS staged(key TEXT NOT NULL, idx INTEGER NOT NULL,"
+	" bytes INTEGER NOT NULL, pid INTEGER NOT NULL, starttime INTEGER NOT NULL,"
+	" PRIMARY KEY(key, idx));"
 	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 1), ('generation', 0);"
 	/* The usage the quota is checked against, kept exact by triggers so a
 	 * commit reads one row instead of summing the table. */
@@ -1075,9 +1081,35 @@ static bool holds(int fd, const void *data, const uint8_t digest[MFS_SHA256_LEN]
 	return same;
 }
 
+static int64_t staged_locked(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int64_t v = 0;
+	if (sqlite3_prepare_v2(db, "SELECT coalesce(sum(bytes), 0) FROM staged", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Deletes the reservation of staged range (key, idx) in the caller's
+ * transaction: its bytes become resident instead. */
+static void unstage_locked(sqlite3 *db, const char *key, int64_t idx)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "DELETE FROM staged WHERE key = ? AND idx = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, idx);
+		sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+}
+
 static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 			const void *data, const char *tmp, const char *final, uint64_t len,
-			struct mfs_err *err)
+			const char *stage_key, int64_t stage_idx, struct mfs_err *err)
 {
 	sqlite3 *db = mfs_store_lock(s);
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -1086,9 +1118,12 @@ static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 		return rc;
 	}
 	bool present = resident_locked(db, digest);
+	if (stage_key) /* its reservation ends here (or comes back with a rollback) */
+		unstage_locked(db, stage_key, stage_idx);
 	int64_t quota = meta_get(db, "quota_bytes");
 	int rc = 0;
-	if (!present && quota > 0 && meta_get(db, "resident_bytes") + (int64_t)len > quota)
+	if (!present && quota > 0 &&
+	    meta_get(db, "resident_bytes") + staged_locked(db) + (int64_t)len > quota)
 		rc = -EAGAIN;
 	bool moved = false;
 	if (!rc) {
@@ -1149,11 +1184,12 @@ static int reserve_room(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 /* commit_chunk, evicting and trying again when another process took the
  * room reserved before. */
 static int commit_retrying(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			   const void *data, const char *tmp, const char *final, uint64_t len, struct mfs_err *err)
+			   const void *data, const char *tmp, const char *final, uint64_t len,
+			   const char *stage_key, int64_t stage_idx, struct mfs_err *err)
 {
 	int rc = 0;
 	for (int attempt = 0; attempt < 4; attempt++) {
-		rc = commit_chunk(s, digest, data, tmp, final, len, err);
+		rc = commit_chunk(s, digest, data, tmp, final, len, stage_key, stage_idx, err);
 		if (rc != -EAGAIN)
 			break;
 		if ((rc = mfs_evict_reserve(s, len, err)))
@@ -1190,25 +1226,135 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	if (rc)
 		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
-	rc = commit_retrying(s, digest, data, tmp, final, len, err);
+	rc = commit_retrying(s, digest, data, tmp, final, len, NULL, 0, err);
 	if (rc)
 		unlink(tmp);
 	return rc;
 }
 
 int mfs_store_chunk_adopt(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			  const char *path, uint64_t len, struct mfs_err *err)
+			  const char *path, uint64_t len, const char *stage_key, uint32_t stage_idx,
+			  struct mfs_err *err)
 {
 	char final[PATH_MAX];
 	struct stat sb;
-	if (stat(path, &sb) || (uint64_t)sb.st_size != len)
+	if (lstat(path, &sb) || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != len)
 		return MFS_ERR(err, -EIO, MFS_ERR_IO, "'%s' is not a chunk of %llu bytes", path,
 			       (unsigned long long)len);
-	int rc = reserve_room(s, digest, len, err);
+	/* A staged range was counted when it was reserved. */
+	int rc = stage_key ? 0 : reserve_room(s, digest, len, err);
 	if (rc)
 		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
-	return commit_retrying(s, digest, NULL, path, final, len, err);
+	return commit_retrying(s, digest, NULL, path, final, len, stage_key, stage_idx, err);
+}
+
+static bool owner_alive(int64_t pid, int64_t starttime)
+{
+	uint64_t st;
+	int rc = mfs_pin_proc_starttime((pid_t)pid, &st);
+	return rc == -ESRCH ? false : rc ? true : st == (uint64_t)starttime;
+}
+
+uint64_t mfs_store_stage_drop_orphans(struct mfs_store *s, const char *key)
+{
+	struct orphan {
+		char key[80];
+		int64_t idx, bytes;
+	} v[64];
+	size_t n = 0;
+	sqlite3_stmt *st;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_prepare_v2(db, "SELECT key, idx, bytes, pid, starttime FROM staged"
+				   " WHERE key IS NOT ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		while (n < 64 && sqlite3_step(st) == SQLITE_ROW) {
+			const char *k = (const char *)sqlite3_column_text(st, 0);
+			if (!k || strlen(k) >= sizeof(v[n].key) || strchr(k, '/') || k[0] == '.' ||
+			    owner_alive(sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4)))
+				continue;
+			snprintf(v[n].key, sizeof(v[n].key), "%s", k);
+			v[n].idx = sqlite3_column_int64(st, 1);
+			v[n].bytes = sqlite3_column_int64(st, 2);
+			n++;
+		}
+	}
+	sqlite3_finalize(st);
+	mfs_store_unlock(s);
+	uint64_t freed = 0;
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		if (!subpath(s, path, sizeof(path), "partial/%s/%08lld", v[i].key, (long long)v[i].idx))
+			unlink(path);
+		db = mfs_store_lock(s);
+		unstage_locked(db, v[i].key, v[i].idx);
+		mfs_store_unlock(s);
+		freed += (uint64_t)v[i].bytes;
+	}
+	if (n)
+		mfs_log_notice("dropped %zu staged ranges of downloads that were stopped, to make room",
+			       n);
+	return freed;
+}
+
+int mfs_store_stage_reserve(struct mfs_store *s, const char *key, uint32_t idx, uint64_t len,
+			    struct mfs_err *err)
+{
+	uint64_t me_start = 0;
+	mfs_pin_proc_starttime(getpid(), &me_start);
+	for (int attempt = 0; attempt < 4; attempt++) {
+		sqlite3_stmt *st;
+		sqlite3 *db = mfs_store_lock(s);
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+			int rc = sql_err(err, db, "cannot reserve room for a download");
+			mfs_store_unlock(s);
+			return rc;
+		}
+		int64_t quota = meta_get(db, "quota_bytes");
+		bool fits = quota <= 0 || meta_get(db, "resident_bytes") + staged_locked(db) +
+							  (int64_t)len <= quota;
+		int rc = 0;
+		/* Counted once: a resumed range may hold its row already. */
+		if (fits && sqlite3_prepare_v2(db, "INSERT INTO staged(key, idx, bytes, pid, starttime)"
+						   " VALUES(?, ?, ?, ?, ?) ON CONFLICT(key, idx) DO UPDATE"
+						   " SET pid = excluded.pid, starttime = excluded.starttime",
+					       -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, idx);
+			sqlite3_bind_int64(st, 3, (int64_t)len);
+			sqlite3_bind_int64(st, 4, getpid());
+			sqlite3_bind_int64(st, 5, (int64_t)me_start);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				rc = sql_err(err, db, "cannot reserve room for a download");
+			sqlite3_finalize(st);
+		} else if (fits) {
+			rc = sql_err(err, db, "cannot reserve room for a download");
+		}
+		if (fits && !rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			rc = sql_err(err, db, "cannot reserve room for a download");
+		if (!fits || rc)
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		mfs_store_unlock(s);
+		if (fits || rc)
+			return rc;
+		/* No room: stopped downloads first, then the chunks nobody uses. */
+		if (!mfs_store_stage_drop_orphans(s, key) && (rc = mfs_evict_reserve(s, len, err)))
+			return rc;
+	}
+	return MFS_ERR(err, -ENOSPC, MFS_ERR_QUOTA,
+		       "cache quota is full: other processes keep filling it");
+}
+
+void mfs_store_stage_release(struct mfs_store *s, const char *key)
+{
+	sqlite3_stmt *st;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_prepare_v2(db, "DELETE FROM staged WHERE key = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	mfs_store_unlock(s);
 }
 
 static const char sql_is_resident[] = "SELECT 1 FROM resident WHERE digest = ?";
