@@ -161,10 +161,12 @@ static int prepare_pins(struct mfs_store *s, struct mfs_err *err)
 
 /* --- the quota ----------------------------------------------------------- */
 
-/* Resident bytes, kept by the store's triggers. */
+/* Resident bytes, kept by the store's triggers, and the ranges of
+ * downloads being staged (reserved against the quota, docs/store.md). */
 static uint64_t usage_locked(sqlite3 *db)
 {
-	int64_t v = meta_get(db, "resident_bytes", 0);
+	int64_t v = meta_get(db, "resident_bytes", 0) +
+		    query_int(db, "SELECT coalesce(sum(bytes), 0) FROM staged", 0, 0);
 	return v > 0 ? (uint64_t)v : 0;
 }
 
@@ -493,6 +495,14 @@ static int evict_for(struct mfs_store *s, uint64_t len, struct mfs_quota *q,
 	mfs_store_unlock(s);
 	if (!q->bytes || q->usage + len <= q->high)
 		return 0;
+	/* Downloads stopped half way hold bytes nobody can use: first. */
+	if (mfs_store_stage_drop_orphans(s, NULL)) {
+		db = mfs_store_lock(s);
+		q->usage = usage_locked(db);
+		mfs_store_unlock(s);
+		if (q->usage + len <= q->high)
+			return 0;
+	}
 	uint64_t freed = 0;
 	int rc = prepare_pins(s, err);
 	if (!rc)
@@ -514,6 +524,8 @@ int mfs_evict_reserve(struct mfs_store *s, uint64_t len, struct mfs_err *err)
 	struct mfs_quota q;
 	struct mfs_err e = { 0 };
 	int rc = evict_for(s, len, &q, &e);
+	/* Staged ranges of stopped downloads go before a full quota is
+	 * reported (evict_for dropped them first if it had to evict). */
 	if (!q.bytes || q.usage + len <= q.high)
 		return 0;
 	if (rc)
@@ -728,7 +740,7 @@ static uint64_t sweep_dir(const char *dir, time_t age)
 
 /* Hub downloads staged under partial/<key>/ (hub_stage.h) whose directory
  * has not changed for PARTIAL_AGE: the files in it, then the directory. */
-static uint64_t sweep_stagings(const char *partial)
+static uint64_t sweep_stagings(struct mfs_store *s, const char *partial)
 {
 	DIR *d = opendir(partial);
 	if (!d)
@@ -746,6 +758,7 @@ static uint64_t sweep_stagings(const char *partial)
 			continue;
 		freed += sweep_dir(sub, -1);
 		rmdir(sub);
+		mfs_store_stage_release(s, de->d_name); /* its reservations with it */
 	}
 	closedir(d);
 	return freed;
@@ -822,7 +835,7 @@ int mfs_evict_gc(struct mfs_store *s, uint64_t *bytes, struct mfs_err *err)
 	freed += sweep_dir(path, GC_FILE_AGE);
 	snprintf(path, sizeof(path), "%s/partial", mfs_store_dir(s));
 	freed += sweep_dir(path, PARTIAL_AGE);
-	freed += sweep_stagings(path);
+	freed += sweep_stagings(s, path);
 	if (bytes)
 		*bytes = freed;
 	return 0;

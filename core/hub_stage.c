@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 
 #include "digest.h"
+#include "evict.h"
 #include "log.h"
 
 #define READ_BUF (1u << 20)
@@ -33,6 +34,7 @@ struct stage {
 	struct mfs_store *s;
 	const struct mfs_file *f;
 	const char *git_oid;
+	const char *key;             /* the expected digest: names the staging */
 	char dir[PATH_MAX];          /* partial/<key> */
 	int done_fd;                 /* the staged indexes, appended */
 	mfs_progress_fn progress;
@@ -110,7 +112,19 @@ static int stage_done(void *ctx, const struct mfs_fetch_req *req, const void *bu
 	/* The chunk digest, here on the engine's worker threads in parallel;
 	 * the whole-file hash over the same bytes decides whether it is kept. */
 	mfs_sha256(buf, len, st->chunks[idx]);
-	int rc = write_file(tmp, buf, len);
+	/* Counted against the quota before a byte of it is written. */
+	struct mfs_err e = { 0 };
+	int rc = mfs_store_stage_reserve(st->s, st->key, idx, len, &e);
+	if (rc) {
+		pthread_mutex_lock(&st->lock);
+		if (!st->rc) {
+			st->rc = rc;
+			st->err = e;
+		}
+		pthread_mutex_unlock(&st->lock);
+		return rc;
+	}
+	rc = write_file(tmp, buf, len);
 	if (!rc && rename(tmp, final))
 		rc = -errno;
 	if (!rc && write(st->done_fd, &idx, sizeof(idx)) != sizeof(idx))
@@ -264,8 +278,15 @@ static int open_staging(struct stage *st, struct mfs_err *err)
 		if (idx >= st->f->n_chunks || st->have[idx])
 			continue;
 		staged_path(st, idx, path, sizeof(path));
-		if (stat(path, &sb) || (uint64_t)sb.st_size != mfs_file_chunk_len(st->f, idx))
+		if (lstat(path, &sb) || !S_ISREG(sb.st_mode) ||
+		    (uint64_t)sb.st_size != mfs_file_chunk_len(st->f, idx))
 			continue;
+		/* Counted again (its reservation may have been dropped); if
+		 * there is no room for it, it goes and is fetched again. */
+		if (mfs_store_stage_reserve(st->s, st->key, idx, (uint64_t)sb.st_size, NULL)) {
+			unlink(path);
+			continue;
+		}
 		st->have[idx] = st->old[idx] = 1;
 		st->got += (uint64_t)sb.st_size;
 		resumed++;
@@ -277,14 +298,30 @@ static int open_staging(struct stage *st, struct mfs_err *err)
 	return 0;
 }
 
+static const char *mib(uint64_t b, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%.1f MiB", (double)b / (1 << 20));
+	return buf;
+}
+
 int mfs_hub_stage_file(struct mfs_store *s, struct mfs_repo *repo, const char *repo_name,
 		       const char *commit, struct mfs_file *f, const char *git_oid,
 		       mfs_progress_fn progress, void *pctx, struct mfs_err *err)
 {
 	struct stage st = { .s = s, .f = f, .git_oid = git_oid, .done_fd = -1,
 			    .progress = progress, .pctx = pctx };
-	snprintf(st.dir, sizeof(st.dir), "%s/partial/%s", mfs_store_dir(s),
-		 git_oid ? git_oid : f->sha256);
+	st.key = git_oid ? git_oid : f->sha256;
+	snprintf(st.dir, sizeof(st.dir), "%s/partial/%s", mfs_store_dir(s), st.key);
+	/* Kept only whole, so a file larger than the quota can never be. */
+	struct mfs_quota q;
+	if (!mfs_evict_get_quota(s, &q) && q.bytes && f->size > q.bytes) {
+		char h1[32], h2[32];
+		return MFS_ERR(err, -ENOSPC, MFS_ERR_QUOTA,
+			       "'%s' (%s) is larger than the cache quota (%s): a file checked by the"
+			       " hub's checksum is downloaded whole before any of it is kept; raise"
+			       " the quota ('modelfs gc --quota SIZE')",
+			       f->path, mib(f->size, h1, sizeof(h1)), mib(q.bytes, h2, sizeof(h2)));
+	}
 	st.have = calloc(f->n_chunks ? f->n_chunks : 1, 1);
 	st.old = calloc(f->n_chunks ? f->n_chunks : 1, 1);
 	st.chunks = calloc(f->n_chunks ? f->n_chunks : 1, MFS_SHA256_LEN);
@@ -341,16 +378,19 @@ int mfs_hub_stage_file(struct mfs_store *s, struct mfs_repo *repo, const char *r
 			     f->path, hex, f->sha256);
 	if (rc) {
 		remove_staging(st.dir); /* bad bytes are not worth resuming from */
+		mfs_store_stage_release(s, st.key);
 		goto out;
 	}
 	memcpy(f->sha256, hex, sizeof(hex));
 	for (uint32_t i = 0; i < f->n_chunks && !rc; i++) {
 		char path[PATH_MAX];
 		staged_path(&st, i, path, sizeof(path));
-		rc = mfs_store_chunk_adopt(s, st.chunks[i], path, mfs_file_chunk_len(f, i), err);
+		rc = mfs_store_chunk_adopt(s, st.chunks[i], path, mfs_file_chunk_len(f, i), st.key, i,
+					   err);
 	}
 	if (!rc) {
 		remove_staging(st.dir);
+		mfs_store_stage_release(s, st.key);
 		mfs_store_count(s, "fetched_bytes", (int64_t)(st.got - st.resumed));
 		f->chunks = st.chunks;
 		st.chunks = NULL;

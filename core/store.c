@@ -27,6 +27,7 @@
 #include <string.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,9 +37,11 @@
 
 #include "evict.h"
 #include "log.h"
+#include "pin.h"
 #include "store_record.h"
 
 #define TOUCH_BATCH 256
+#define OPEN_DEADLINE_S 15 /* opening the index gives up after this */
 #define STMT_CACHE 8
 
 struct mfs_store {
@@ -125,6 +128,11 @@ static const char schema[] =
 	" reason TEXT NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS evictions_path ON evictions(artifact, path);"
 	"CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	/* Ranges of hub-checksum downloads staged under partial/<key>/, counted
+	 * against the quota until adopted or dropped (mfs_store_stage_reserve). */
+	"CREATE TABLE IF NOT EXISTS staged(key TEXT NOT NULL, idx INTEGER NOT NULL,"
+	" bytes INTEGER NOT NULL, pid INTEGER NOT NULL, starttime INTEGER NOT NULL,"
+	" PRIMARY KEY(key, idx));"
 	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 1), ('generation', 0);"
 	/* The usage the quota is checked against, kept exact by triggers so a
 	 * commit reads one row instead of summing the table. */
@@ -229,6 +237,53 @@ static bool is_link(int dfd, const char *name)
 	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
 }
 
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* What index.db's own bytes say, without SQLite (which, on a file cut
+ * short under a live WAL, can wait on locks instead of failing): NULL if
+ * it looks sound (or absent, or new and empty), else why not. *ino is the
+ * file looked at. The header layout is SQLite's file format: magic, page
+ * size at 16, change counter at 24, page count at 28, valid if the
+ * "version-valid-for" at 92 equals the change counter. */
+static const char *index_damage(struct mfs_store *s, ino_t *ino)
+{
+	struct stat st, wal;
+	*ino = 0;
+	int fd = openat(s->dfd, "index.db", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return NULL; /* absent: created and built; a link: refused at open */
+	unsigned char h[100];
+	const char *why = NULL;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return NULL;
+	}
+	*ino = st.st_ino;
+	ssize_t n = st.st_size ? pread(fd, h, sizeof(h), 0) : 0;
+	close(fd);
+	if (st.st_size == 0) {
+		/* Empty is a new index, unless a WAL holds pages of it: then
+		 * it was cut (a new index writes its first page before any WAL). */
+		if (fstatat(s->dfd, "index.db-wal", &wal, AT_SYMLINK_NOFOLLOW) == 0 && wal.st_size > 0)
+			why = "empty while its write-ahead log is not";
+	} else if (n != (ssize_t)sizeof(h) || memcmp(h, "SQLite format 3", 16)) {
+		why = "not a SQLite database (its header is damaged)";
+	} else {
+		uint32_t psz = (uint32_t)h[16] << 8 | h[17];
+		if (psz == 1)
+			psz = 65536;
+		if (psz < 512 || psz > 65536 || (psz & (psz - 1)))
+			why = "damaged (page size)";
+		else if (be32(h + 92) == be32(h + 24) &&
+			 (uint64_t)st.st_size < (uint64_t)be32(h + 28) * psz)
+			why = "shorter than its header says (truncated)";
+	}
+	return why;
+}
+
 static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 {
 	char path[PATH_MAX];
@@ -259,7 +314,13 @@ static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
 	 * a reason to try again, never to take the index for corrupt. */
 	int code = SQLITE_OK;
 	char *msg = NULL;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int attempt = 0; attempt < 100; attempt++) {
+		/* Bounded in time too: each attempt may wait out the busy timeout. */
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (attempt && t1.tv_sec - t0.tv_sec >= OPEN_DEADLINE_S)
+			break;
 		sqlite3_free(msg);
 		msg = NULL;
 		code = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -381,30 +442,45 @@ static void prune_quarantine(struct mfs_store *s)
 }
 
 /* Moves a corrupt index aside (kept for a person to look at) so a fresh one
- * can be rebuilt. */
-static void set_index_aside(struct mfs_store *s)
+ * can be rebuilt: only if index.db is still the file found bad (ino), under
+ * a lock on the store directory, so of several processes that find it bad
+ * at once one sets it aside and none moves the index another just built. */
+static void set_index_aside(struct mfs_store *s, ino_t ino)
 {
 	char from[PATH_MAX], to[PATH_MAX];
 	static const char *const sfx[] = { "", "-wal", "-shm" };
-	for (int i = 0; i < 3; i++) {
-		if (subpath(s, from, sizeof(from), "index.db%s", sfx[i]) ||
-		    subpath(s, to, sizeof(to), "quarantine/index.db.%ld%s", (long)time(NULL), sfx[i]))
-			continue;
-		rename(from, to);
+	struct stat st;
+	flock(s->dfd, LOCK_EX);
+	if (fstatat(s->dfd, "index.db", &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == ino) {
+		for (int i = 0; i < 3; i++) {
+			if (subpath(s, from, sizeof(from), "index.db%s", sfx[i]) ||
+			    subpath(s, to, sizeof(to), "quarantine/index.db.%ld.%d%s", (long)time(NULL),
+				    (int)getpid(), sfx[i]))
+				continue;
+			rename(from, to);
+		}
 	}
+	flock(s->dfd, LOCK_UN);
 	prune_quarantine(s);
 }
 
-/* Opens index.db; a corrupt one is set aside; one not built yet is built
- * from the records and chunk files. Locked (or not yet shared). */
+/* Opens index.db; a damaged or corrupt one is set aside; one not built yet
+ * is built from the records and chunk files. Locked (or not yet shared). */
 static int open_index(struct mfs_store *s, struct mfs_err *err)
 {
 	bool fresh = false;
 	struct mfs_err e2 = { 0 };
-	int rc = open_db(s, &fresh, &e2);
+	ino_t ino;
+	const char *why = index_damage(s, &ino);
+	int rc = why ? MFS_ERR(&e2, -EBADMSG, MFS_ERR_SQLITE, "index '%s/index.db' is %s", s->dir, why)
+		     : open_db(s, &fresh, &e2);
 	if (rc == -EBADMSG) { /* corrupt, not merely busy: set aside, start again */
 		mfs_log_warning("%s; rebuilding it from records and chunks", e2.msg);
-		set_index_aside(s);
+		if (!why) {
+			struct stat st;
+			ino = fstatat(s->dfd, "index.db", &st, AT_SYMLINK_NOFOLLOW) ? 0 : st.st_ino;
+		}
+		set_index_aside(s, ino);
 		rc = open_db(s, &fresh, err);
 		if (rc == -EBADMSG)
 			rc = -EIO;
@@ -429,12 +505,16 @@ int mfs_store_recheck(struct mfs_store *s, bool *reopened, struct mfs_err *err)
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	bool gone = stat(path, &sb) != 0;
-	if (!gone && sb.st_dev == s->index_dev && sb.st_ino == s->index_ino) {
+	ino_t ino;
+	const char *why = NULL;
+	if (!gone && sb.st_dev == s->index_dev && sb.st_ino == s->index_ino &&
+	    !(why = index_damage(s, &ino))) {
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
+	/* Damaged in place: open_index finds it so again and sets it aside. */
 	mfs_log_warning("the index '%s' was %s while in use: opening it again", path,
-			gone ? "deleted" : "replaced");
+			gone ? "deleted" : why ? why : "replaced");
 	drop_stmts(s);
 	sqlite3 *old = s->db;
 	s->db = NULL;
@@ -805,7 +885,8 @@ int mfs_store_walk(struct mfs_store *s,
 			rc = sql_err(err, db, "cannot list files");
 			goto out;
 		}
-		while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		int step;
+		while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
 			struct mfs_store_entry e = {
 				.file_id = sqlite3_column_int64(st, 0),
 				.artifact_id = sqlite3_column_int64(st, 1),
@@ -816,6 +897,12 @@ int mfs_store_walk(struct mfs_store *s,
 				.size = (uint64_t)sqlite3_column_int64(st, 6),
 			};
 			rc = file_cb(ctx, &e);
+		}
+		/* A query that fails part way is an error, never a shorter list:
+		 * the mount keeps the tree it has (never an empty one). */
+		if (!rc && step != SQLITE_DONE) {
+			rc = sql_err(err, db, "cannot list files");
+			goto out;
 		}
 		sqlite3_finalize(st);
 		st = NULL;
@@ -829,7 +916,8 @@ int mfs_store_walk(struct mfs_store *s,
 			rc = sql_err(err, db, "cannot list aliases");
 			goto out;
 		}
-		while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		int step;
+		while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
 			struct mfs_store_alias a = {
 				.org = (const char *)sqlite3_column_text(st, 0),
 				.name = (const char *)sqlite3_column_text(st, 1),
@@ -838,6 +926,8 @@ int mfs_store_walk(struct mfs_store *s,
 			};
 			rc = alias_cb(ctx, &a);
 		}
+		if (!rc && step != SQLITE_DONE)
+			rc = sql_err(err, db, "cannot list aliases");
 	}
 out:
 	sqlite3_finalize(st);
@@ -991,9 +1081,35 @@ static bool holds(int fd, const void *data, const uint8_t digest[MFS_SHA256_LEN]
 	return same;
 }
 
+static int64_t staged_locked(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	int64_t v = 0;
+	if (sqlite3_prepare_v2(db, "SELECT coalesce(sum(bytes), 0) FROM staged", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Deletes the reservation of staged range (key, idx) in the caller's
+ * transaction: its bytes become resident instead. */
+static void unstage_locked(sqlite3 *db, const char *key, int64_t idx)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "DELETE FROM staged WHERE key = ? AND idx = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, idx);
+		sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+}
+
 static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 			const void *data, const char *tmp, const char *final, uint64_t len,
-			struct mfs_err *err)
+			const char *stage_key, int64_t stage_idx, struct mfs_err *err)
 {
 	sqlite3 *db = mfs_store_lock(s);
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -1002,9 +1118,12 @@ static int commit_chunk(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 		return rc;
 	}
 	bool present = resident_locked(db, digest);
+	if (stage_key) /* its reservation ends here (or comes back with a rollback) */
+		unstage_locked(db, stage_key, stage_idx);
 	int64_t quota = meta_get(db, "quota_bytes");
 	int rc = 0;
-	if (!present && quota > 0 && meta_get(db, "resident_bytes") + (int64_t)len > quota)
+	if (!present && quota > 0 &&
+	    meta_get(db, "resident_bytes") + staged_locked(db) + (int64_t)len > quota)
 		rc = -EAGAIN;
 	bool moved = false;
 	if (!rc) {
@@ -1065,11 +1184,12 @@ static int reserve_room(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 /* commit_chunk, evicting and trying again when another process took the
  * room reserved before. */
 static int commit_retrying(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			   const void *data, const char *tmp, const char *final, uint64_t len, struct mfs_err *err)
+			   const void *data, const char *tmp, const char *final, uint64_t len,
+			   const char *stage_key, int64_t stage_idx, struct mfs_err *err)
 {
 	int rc = 0;
 	for (int attempt = 0; attempt < 4; attempt++) {
-		rc = commit_chunk(s, digest, data, tmp, final, len, err);
+		rc = commit_chunk(s, digest, data, tmp, final, len, stage_key, stage_idx, err);
 		if (rc != -EAGAIN)
 			break;
 		if ((rc = mfs_evict_reserve(s, len, err)))
@@ -1106,25 +1226,135 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
 	if (rc)
 		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
-	rc = commit_retrying(s, digest, data, tmp, final, len, err);
+	rc = commit_retrying(s, digest, data, tmp, final, len, NULL, 0, err);
 	if (rc)
 		unlink(tmp);
 	return rc;
 }
 
 int mfs_store_chunk_adopt(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			  const char *path, uint64_t len, struct mfs_err *err)
+			  const char *path, uint64_t len, const char *stage_key, uint32_t stage_idx,
+			  struct mfs_err *err)
 {
 	char final[PATH_MAX];
 	struct stat sb;
-	if (stat(path, &sb) || (uint64_t)sb.st_size != len)
+	if (lstat(path, &sb) || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != len)
 		return MFS_ERR(err, -EIO, MFS_ERR_IO, "'%s' is not a chunk of %llu bytes", path,
 			       (unsigned long long)len);
-	int rc = reserve_room(s, digest, len, err);
+	/* A staged range was counted when it was reserved. */
+	int rc = stage_key ? 0 : reserve_room(s, digest, len, err);
 	if (rc)
 		return rc;
 	mfs_store_chunk_path(s, digest, final, sizeof(final));
-	return commit_retrying(s, digest, NULL, path, final, len, err);
+	return commit_retrying(s, digest, NULL, path, final, len, stage_key, stage_idx, err);
+}
+
+static bool owner_alive(int64_t pid, int64_t starttime)
+{
+	uint64_t st;
+	int rc = mfs_pin_proc_starttime((pid_t)pid, &st);
+	return rc == -ESRCH ? false : rc ? true : st == (uint64_t)starttime;
+}
+
+uint64_t mfs_store_stage_drop_orphans(struct mfs_store *s, const char *key)
+{
+	struct orphan {
+		char key[80];
+		int64_t idx, bytes;
+	} v[64];
+	size_t n = 0;
+	sqlite3_stmt *st;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_prepare_v2(db, "SELECT key, idx, bytes, pid, starttime FROM staged"
+				   " WHERE key IS NOT ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		while (n < 64 && sqlite3_step(st) == SQLITE_ROW) {
+			const char *k = (const char *)sqlite3_column_text(st, 0);
+			if (!k || strlen(k) >= sizeof(v[n].key) || strchr(k, '/') || k[0] == '.' ||
+			    owner_alive(sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4)))
+				continue;
+			snprintf(v[n].key, sizeof(v[n].key), "%s", k);
+			v[n].idx = sqlite3_column_int64(st, 1);
+			v[n].bytes = sqlite3_column_int64(st, 2);
+			n++;
+		}
+	}
+	sqlite3_finalize(st);
+	mfs_store_unlock(s);
+	uint64_t freed = 0;
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		if (!subpath(s, path, sizeof(path), "partial/%s/%08lld", v[i].key, (long long)v[i].idx))
+			unlink(path);
+		db = mfs_store_lock(s);
+		unstage_locked(db, v[i].key, v[i].idx);
+		mfs_store_unlock(s);
+		freed += (uint64_t)v[i].bytes;
+	}
+	if (n)
+		mfs_log_notice("dropped %zu staged ranges of downloads that were stopped, to make room",
+			       n);
+	return freed;
+}
+
+int mfs_store_stage_reserve(struct mfs_store *s, const char *key, uint32_t idx, uint64_t len,
+			    struct mfs_err *err)
+{
+	uint64_t me_start = 0;
+	mfs_pin_proc_starttime(getpid(), &me_start);
+	for (int attempt = 0; attempt < 4; attempt++) {
+		sqlite3_stmt *st;
+		sqlite3 *db = mfs_store_lock(s);
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+			int rc = sql_err(err, db, "cannot reserve room for a download");
+			mfs_store_unlock(s);
+			return rc;
+		}
+		int64_t quota = meta_get(db, "quota_bytes");
+		bool fits = quota <= 0 || meta_get(db, "resident_bytes") + staged_locked(db) +
+							  (int64_t)len <= quota;
+		int rc = 0;
+		/* Counted once: a resumed range may hold its row already. */
+		if (fits && sqlite3_prepare_v2(db, "INSERT INTO staged(key, idx, bytes, pid, starttime)"
+						   " VALUES(?, ?, ?, ?, ?) ON CONFLICT(key, idx) DO UPDATE"
+						   " SET pid = excluded.pid, starttime = excluded.starttime",
+					       -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, idx);
+			sqlite3_bind_int64(st, 3, (int64_t)len);
+			sqlite3_bind_int64(st, 4, getpid());
+			sqlite3_bind_int64(st, 5, (int64_t)me_start);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				rc = sql_err(err, db, "cannot reserve room for a download");
+			sqlite3_finalize(st);
+		} else if (fits) {
+			rc = sql_err(err, db, "cannot reserve room for a download");
+		}
+		if (fits && !rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			rc = sql_err(err, db, "cannot reserve room for a download");
+		if (!fits || rc)
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		mfs_store_unlock(s);
+		if (fits || rc)
+			return rc;
+		/* No room: stopped downloads first, then the chunks nobody uses. */
+		if (!mfs_store_stage_drop_orphans(s, key) && (rc = mfs_evict_reserve(s, len, err)))
+			return rc;
+	}
+	return MFS_ERR(err, -ENOSPC, MFS_ERR_QUOTA,
+		       "cache quota is full: other processes keep filling it");
+}
+
+void mfs_store_stage_release(struct mfs_store *s, const char *key)
+{
+	sqlite3_stmt *st;
+	sqlite3 *db = mfs_store_lock(s);
+	if (sqlite3_prepare_v2(db, "DELETE FROM staged WHERE key = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	mfs_store_unlock(s);
 }
 
 static const char sql_is_resident[] = "SELECT 1 FROM resident WHERE digest = ?";

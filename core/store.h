@@ -149,7 +149,25 @@ int mfs_store_chunk_put(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN
  * file is renamed into chunks/, not copied. On failure it stays where it
  * was. */
 int mfs_store_chunk_adopt(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
-			  const char *path, uint64_t len, struct mfs_err *err);
+			  const char *path, uint64_t len, const char *stage_key, uint32_t stage_idx,
+			  struct mfs_err *err);
+
+/* Staging (hub-checksum downloads under partial/<key>/, core/hub_stage.h)
+ * counts against the quota: a range is reserved before it is written, and
+ * its reservation ends when mfs_store_chunk_adopt (given key and idx)
+ * commits it or mfs_store_stage_release drops the download. A reservation
+ * outlives its process (the bytes stay on disk for a resume), but one whose
+ * process died is dropped, with its file, when room is needed. 0, or
+ * -ENOSPC (kind QUOTA) when resident + staged + len would pass the quota
+ * after eviction. Thread-safe. */
+int mfs_store_stage_reserve(struct mfs_store *s, const char *key, uint32_t idx, uint64_t len,
+			    struct mfs_err *err);
+void mfs_store_stage_release(struct mfs_store *s, const char *key);
+/* Drops the staged ranges of downloads whose process died (other than
+ * key's, if not NULL): their files are unlinked and their reservations
+ * deleted; they are unverified bytes a later run fetches again. Called
+ * before eviction when room is needed. Returns the bytes freed. */
+uint64_t mfs_store_stage_drop_orphans(struct mfs_store *s, const char *key);
 
 /* The identity of a chunk file as it was when it was vouched for. */
 struct mfs_chunk_stamp {
