@@ -460,7 +460,8 @@ int mfs_repo_hub_open(const char *endpoint, struct mfs_repo **out, struct mfs_er
 	 * have been cut by it, so it is refused rather than silently dropped. */
 	if (strpbrk(endpoint, "?#\r\n \t")) {
 		rc = MFS_ERR(err, -EINVAL, MFS_ERR_USAGE,
-			     "bad hub endpoint '%s': expected http(s)://HOST[:PORT][/PATH]", shown);
+			     "bad hub endpoint '%s': expected http(s)://HOST[:PORT][/PATH], without a "
+			     "query, fragment or blanks", shown);
 		goto out;
 	}
 	size_t n = strlen(shown);
