@@ -5,7 +5,7 @@
 # The test hub answers the tree API with, in turn: one 64 MiB page, a page
 # of a million tiny JSON values, pages of 2,000 files with 1,000-byte paths
 # linking on forever, and empty pages linking on forever. Each time `add`
-# fails with an error naming the limit it hit (docs/store.md), admits
+# fails with an error naming the limit it hit (docs/network.md), admits
 # nothing, and its peak RSS stays under 64 MiB. An honest listing still works.
 set -uo pipefail
 : "${MODELFS:?} ${MFS_GEN:?} ${MFS_SOURCE_DIR:?}"
