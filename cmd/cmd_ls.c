@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "url.h"
 #include "cmd.h"
 #include "cmd_find.h"
 #include "ref.h"
@@ -71,11 +72,13 @@ int mfs_cmd_find(struct mfs_cmd *cmd, const char *text, int64_t **ids, size_t *n
 static json_t *artifact_json(struct mfs_store *s, sqlite3_stmt *st)
 {
 	int64_t id = sqlite3_column_int64(st, 0);
+	char shown[1024]; /* stores from before redaction may still hold credentials */
+	mfs_url_redact((const char *)sqlite3_column_text(st, 6), shown, sizeof(shown));
 	json_t *a = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b}", "id", (json_int_t)id,
 			      "canonical_ref", sqlite3_column_text(st, 1), "distribution_id",
 			      sqlite3_column_text(st, 2), "identity", sqlite3_column_text(st, 3),
 			      "format", sqlite3_column_text(st, 4), "trust",
-			      sqlite3_column_text(st, 5), "endpoint", sqlite3_column_text(st, 6),
+			      sqlite3_column_text(st, 5), "endpoint", shown,
 			      "revision", sqlite3_column_text(st, 7) ? (const char *)sqlite3_column_text(st, 7) : "",
 			      "commit", sqlite3_column_text(st, 8), "pinned",
 			      sqlite3_column_int(st, 9) != 0);

@@ -83,6 +83,7 @@ struct mfs_http {
 	char *auth_header;             /* "Authorization: Bearer ..." or NULL */
 	char *user, *password;         /* the endpoint's own credentials, or NULL */
 	bool withheld;                 /* a secret was given but may not go over plain HTTP */
+	bool secret_ok;                /* secrets may go to this origin (https or loopback) */
 	CURLSH *share;
 	pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_lock;     /* protects idle_sets, idle_easy, n_* */
@@ -299,7 +300,8 @@ int mfs_http_open(const char *origin, const char *token, const char *user,
 	}
 	/* Decided here, before any request: a secret never crosses plain HTTP
 	 * to another machine, whatever the request turns out to be for. */
-	if ((have_token || have_user) && !mfs_url_secret_may_go(h->scheme, h->host)) {
+	h->secret_ok = mfs_url_secret_may_go(h->scheme, h->host);
+	if ((have_token || have_user) && !h->secret_ok) {
 		h->withheld = true;
 		mfs_log_warning("http: not sending %s to '%s': plain HTTP to a host that is not "
 				"this machine (use https)",
@@ -549,6 +551,11 @@ static int xfer_setup(struct mfs_http *h, struct xfer *x, const struct timeouts 
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(e, CURLOPT_USERNAME, h->user);
 		curl_easy_setopt(e, CURLOPT_PASSWORD, h->password);
+	} else if (x->token_ok && !h->auth_header && h->secret_ok) {
+		/* Credentials are never stored with the endpoint; a process that
+		 * was not given them (the mount) finds them in ~/.netrc, for the
+		 * hub's own host only. */
+		curl_easy_setopt(e, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
 	}
 	x->hdrs = l;
 	long total_ms = GET_TIMEOUT_MS;

@@ -15,7 +15,8 @@
  *
  * Redirects are followed here, not by libcurl: only http and https, at most
  * MFS_HTTP_MAX_REDIRECTS, never from https down to http, only to the hub's own
- * host or a host of its domain (huggingface.co also trusts hf.co: its CDN).
+ * host or a host of its site by the Public Suffix List (url.h; huggingface.co
+ * also owns hf.co: its CDN).
  * The token goes only to the hub's own origin and is dropped on any redirect
  * that leaves it. Where a file's range led (its CDN location) is remembered
  * for a few minutes and reused for the next ranges of that file; a failure

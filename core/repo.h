@@ -70,7 +70,7 @@ struct mfs_fetch_job {
 };
 
 /*
- * Bounds on what a server controls (docs/mount.md, "Timeouts"): every request
+ * Bounds on what a server controls (docs/network.md, "Timeouts"): every request
  * ends within deadline_ms of its start, retries and backoff included, and a
  * transfer that moves less than 1 KiB/s for the stall time is cut (and
  * retried while the deadline allows).

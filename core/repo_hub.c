@@ -104,6 +104,12 @@ static int hub_status_error(struct mfs_repo_hub *h, const struct mfs_http_resp *
 {
 	const char *ep = h->base.endpoint;
 	const char *code = resp->error_code;
+	if ((resp->status == 401 || resp->status == 403 || !strcmp(code, "GatedRepo")) &&
+	    mfs_http_secret_withheld(h->http))
+		return MFS_ERR(err, -EACCES, MFS_ERR_AUTH,
+			       "access to repository '%s' on %s denied (HTTP %ld): the token or "
+			       "credentials were not sent, since %s is plain HTTP to another machine; "
+			       "use an https:// endpoint", repo, ep, resp->status, ep);
 	if (!strcmp(code, "RepoNotFound") && !mfs_http_secret_withheld(h->http))
 		return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND,
 			       "repository '%s' not found on %s (check the name, or set HF_TOKEN if it is private)",
@@ -118,12 +124,6 @@ static int hub_status_error(struct mfs_repo_hub *h, const struct mfs_http_resp *
 	if (!strcmp(code, "EntryNotFound"))
 		return MFS_ERR(err, -ENOENT, MFS_ERR_NOT_FOUND,
 			       "entry not found in repository '%s' at '%s' on %s", repo, rev, ep);
-	if ((resp->status == 401 || resp->status == 403 || !strcmp(code, "GatedRepo")) &&
-	    mfs_http_secret_withheld(h->http))
-		return MFS_ERR(err, -EACCES, MFS_ERR_AUTH,
-			       "access to repository '%s' on %s denied (HTTP %ld): the token or "
-			       "credentials were not sent, since %s is plain HTTP to another machine; "
-			       "use an https:// endpoint", repo, ep, resp->status, ep);
 	if (resp->status == 401 || resp->status == 403)
 		return MFS_ERR(err, -EACCES, MFS_ERR_AUTH,
 			       "access to repository '%s' on %s denied (HTTP %ld): set HF_TOKEN to a token that may read it",
@@ -460,7 +460,8 @@ int mfs_repo_hub_open(const char *endpoint, struct mfs_repo **out, struct mfs_er
 	 * have been cut by it, so it is refused rather than silently dropped. */
 	if (strpbrk(endpoint, "?#\r\n \t")) {
 		rc = MFS_ERR(err, -EINVAL, MFS_ERR_USAGE,
-			     "bad hub endpoint '%s': expected http(s)://HOST[:PORT][/PATH]", shown);
+			     "bad hub endpoint '%s': expected http(s)://HOST[:PORT][/PATH], without a "
+			     "query, fragment or blanks", shown);
 		goto out;
 	}
 	size_t n = strlen(shown);

@@ -6,7 +6,7 @@
  * mfs_repo_open (repo.h).
  *
  * A listing is what a hostile hub controls most directly, so every dimension
- * of it has a documented limit (docs/store.md, "Limits of a hub listing"):
+ * of it has a documented limit (docs/network.md, "Limits of a hub listing"):
  * when one is passed, listing fails with -EFBIG and says which.
  */
 #ifndef MFS_REPO_HUB_H

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "url.h"
 #include "fs.h"
 #include "inventory.h"
 #include "pin.h"
@@ -151,7 +152,9 @@ int mfs_fs_xattrs_build(struct mfs_fs *fs, const struct mfs_tree_stat *st,
 	if (!rc) rc = add(&x, "distribution_id", "%s", a.distribution_id ? a.distribution_id : "");
 	if (!rc) rc = add(&x, "identity", "%s", a.identity ? a.identity : "");
 	if (!rc) rc = add(&x, "sha256", "%s", f->sha256);
-	if (!rc) rc = add(&x, "source", "%s %s/%s %s %s", f->endpoint, f->org, f->name,
+	char shown[1024]; /* stores from before redaction may still hold credentials */
+	if (!rc) rc = add(&x, "source", "%s %s/%s %s %s",
+			  mfs_url_redact(f->endpoint, shown, sizeof(shown)), f->org, f->name,
 			  a.revision && *a.revision ? a.revision : f->commit, f->path);
 	if (!rc) rc = add(&x, "commit", "%s", f->commit);
 	if (!rc) rc = add(&x, "trust", "%s", f->trust ? f->trust : (a.trust ? a.trust : ""));

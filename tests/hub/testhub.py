@@ -25,6 +25,17 @@ inside the repo; COUNT is how many times the fault
 fires (default 1; 0 = forever). GET /_control/stats gives counters as JSON;
 POST /_control/reset clears faults and counters.
 
+Hostile switches for the network side (faults like the ones above):
+drip (file bytes: headers, then one byte a second until the client gives up);
+on tree answers (GLOB "tree"): hugepage (a 64 MiB JSON array of empty objects),
+manyvalues (a page just under 4 MiB of tiny JSON values), bigpages (pages of
+2,000 file entries with 1,000-byte paths, each linking to a next page, never
+ending), endless (empty pages, each linking to a next one, never ending).
+--bind ADDR listens on ADDR instead of 127.0.0.1 (all three servers, and the
+URLs it hands out). The stats also count "hub_auth": hub requests carrying
+any Authorization header (Bearer or Basic); Basic credentials are otherwise
+ignored, so a repository answers the same with or without them.
+
 Prints "READY <hub_port> <cdn_port> <third_port>" on stdout (and writes it to
 --ready FILE) once listening; exits after --lifetime seconds or when its parent
 process goes away.
@@ -47,7 +58,9 @@ HEX40 = re.compile(r"^[0-9a-f]{40}$")
 FAULTS = ("cut", "full200", "corrupt", "stall", "429", "503", "badrange",
           "redirect-file", "redirect-third", "redirect-loop",
           # API answers (GLOB matches "revision" or "tree"):
-          "badjson", "badtypes", "badsha", "link-offsite")
+          "badjson", "badtypes", "badsha", "link-offsite",
+          # --- hostile switches of the network side (see the docstring) ---
+          "drip", "hugepage", "manyvalues", "bigpages", "endless")
 
 LOCK = threading.Lock()
 STATE = {
@@ -55,6 +68,7 @@ STATE = {
     "requests": {},        # "SERVER METHOD path" -> n
     "ranges": {},          # "file-path RANGE" -> n
     "hub_tokens": 0,       # requests to the hub carrying a token
+    "hub_auth": 0,         # requests to the hub carrying any Authorization
     "cdn_tokens": 0,       # requests to the CDN carrying any Authorization
     "cdn_token_values": [],
     "third_requests": 0,
@@ -266,7 +280,7 @@ class Handler(BaseHTTPRequestHandler):
         return a[7:] if a.startswith("Bearer ") else None
 
     def base_url(self):
-        return "http://127.0.0.1:%d" % self.server.server_address[1]
+        return "http://%s:%d" % (CFG["bind"], self.server.server_address[1])
 
     def check_access(self, repo):
         tok = self.token()
@@ -302,6 +316,9 @@ class Handler(BaseHTTPRequestHandler):
     def route(self):
         u = urllib.parse.urlsplit(self.path)
         bump("requests", "%s %s %s" % (self.role, self.command, u.path))
+        if self.role == "hub" and "Authorization" in self.headers:
+            with LOCK:
+                STATE["hub_auth"] += 1
         try:
             if self.role == "cdn":
                 return self.cdn(u)
@@ -334,6 +351,7 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["requests"] = {}
                 STATE["ranges"] = {}
                 STATE["hub_tokens"] = 0
+                STATE["hub_auth"] = 0
                 STATE["cdn_tokens"] = 0
                 STATE["cdn_token_values"] = []
                 STATE["third_requests"] = 0
@@ -368,6 +386,10 @@ class Handler(BaseHTTPRequestHandler):
         if commit is None:
             return self.error(404, "RevisionNotFound", "Invalid rev id: %s" % rev)
         f = take_fault(kind, ("badjson", "badtypes", "badsha", "link-offsite"))
+        if kind == "tree":
+            h = take_fault(kind, ("hugepage", "manyvalues", "bigpages", "endless"))
+            if h:
+                return self.hostile_page(h, u)
         if f == "badjson":
             body = b"<html>not json</html>"
             self.send_response(200)
@@ -428,6 +450,43 @@ class Handler(BaseHTTPRequestHandler):
                                                          urllib.parse.urlencode(nq))
         return self.send_json(200, page, headers)
 
+    # --- hostile switches of the network side ---
+    def hostile_page(self, kind, u):
+        """A listing page meant to cost the client memory (see the docstring)."""
+        q = dict(urllib.parse.parse_qsl(u.query))
+        cursor = int(q.get("cursor", "0") or 0)
+        q["cursor"] = str(cursor + 1)
+        nxt = '<%s%s?%s>; rel="next"' % (self.base_url(), u.path, urllib.parse.urlencode(q))
+        if kind == "hugepage":
+            n, piece, head, tail = (64 << 20) // 3, b"{},", b"[", b"{}]"
+        elif kind == "manyvalues":
+            n, piece, head, tail = ((4 << 20) - 16) // 3, b"[],", b"[", b"[]]"
+        else:
+            body = b"[]"
+            if kind == "bigpages":
+                body = json.dumps([
+                    {"type": "file", "size": 1, "oid": "0" * 40,
+                     "path": "p%06d/%05d/%s" % (cursor, i, "x" * 985)}
+                    for i in range(2000)]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Link", nxt)
+            self.end_headers()
+            return self.wfile.write(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(head) + n * len(piece) + len(tail)))
+        self.end_headers()
+        self.wfile.write(head)
+        block = piece * 65536
+        left = n
+        while left > 0:
+            k = min(left, 65536)
+            self.wfile.write(block if k == 65536 else piece * k)
+            left -= k
+        self.wfile.write(tail)
+
     @staticmethod
     def in_tree(path, sub, recursive):
         if sub:
@@ -470,8 +529,8 @@ class Handler(BaseHTTPRequestHandler):
         size = os.path.getsize(full)
         sha, git = file_hashes(full)
         if is_lfs(rel, size):
-            loc = "http://127.0.0.1:%d/cdn/%s/%s/%s/%s?sig=%s" % (
-                CFG["cdn_port"], org, name, commit, urllib.parse.quote(rel),
+            loc = "http://%s:%d/cdn/%s/%s/%s/%s?sig=%s" % (
+                CFG["bind"], CFG["cdn_port"], org, name, commit, urllib.parse.quote(rel),
                 hashlib.sha1(os.urandom(8)).hexdigest())
             return self.redirect(loc, {"X-Repo-Commit": commit,
                                        "X-Linked-Etag": '"%s"' % sha,
@@ -511,7 +570,7 @@ class Handler(BaseHTTPRequestHandler):
         size = os.path.getsize(full)
         rng = parse_range(self.headers.get("Range"), size)
         fault = take_fault(rel, ("cut", "full200", "corrupt", "stall", "429", "503",
-                                 "badrange"))
+                                 "badrange", "drip"))
         if fault == "429":
             return self.error(429, "TooManyRequests", "slow down", {"Retry-After": "1"})
         if fault == "503":
@@ -541,6 +600,17 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(CFG["stall_seconds"])
             self.close_connection = True
+            return
+        if fault == "drip":
+            # One byte a second, for as long as the client listens (a write
+            # to a closed connection ends it) or the hub lives.
+            self.close_connection = True
+            with open(full, "rb") as f:
+                f.seek(start)
+                for _ in range(n):
+                    self.wfile.write(f.read(1))
+                    self.wfile.flush()
+                    time.sleep(1)
             return
         with open(full, "rb") as f:
             if fault is None and n > 0:
@@ -577,7 +647,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def make_server(port, role):
     cls = type("H_" + role.replace("-", "_"), (Handler,), {"role": role})
-    srv = ThreadingHTTPServer(("127.0.0.1", port), cls)
+    srv = ThreadingHTTPServer((CFG["bind"], port), cls)
     srv.daemon_threads = True
     return srv
 
@@ -604,7 +674,9 @@ def main():
     ap.add_argument("--ready")
     ap.add_argument("--lifetime", type=float, default=600.0)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--bind", default="127.0.0.1")
     a = ap.parse_args()
+    CFG["bind"] = a.bind
     CFG.update(root=os.path.abspath(a.root), token=a.token, page_size=max(1, a.page_size),
                lfs_threshold=a.lfs_threshold, stall_seconds=a.stall_seconds,
                verbose=a.verbose)
