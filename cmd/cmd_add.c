@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "admit.h"
 #include "cmd.h"
+#include "text.h"
 
 static int usage_add(const char *name)
 {
@@ -89,11 +92,20 @@ static int add_or_pull(struct mfs_cmd *cmd, int argc, char **argv, bool pull)
 		mfs_admit_result_release(&res);
 		return r;
 	}
-	if (json)
-		printf("{\"canonical_ref\":\"%s\",\"trust\":\"%s\",\"pulled\":%s}\n", res.canonical_ref,
-		       res.trust, pull ? "true" : "false");
-	else
-		printf("%s\n", res.canonical_ref);
+	if (json) {
+		/* Built by jansson, not by hand: the ref holds a path the
+		 * repository chose, which may contain '"' or '\\'. */
+		json_t *o = json_pack("{s:s, s:s, s:b}", "canonical_ref", res.canonical_ref, "trust",
+				      res.trust, "pulled", pull);
+		char *t = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+		printf("%s\n", t ? t : "{}");
+		free(t);
+		json_decref(o);
+	} else {
+		char *t = mfs_text_escape(res.canonical_ref, 0);
+		printf("%s\n", t ? t : "?");
+		free(t);
+	}
 	mfs_admit_result_release(&res);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include "cmd_find.h"
 #include "ref.h"
 #include "store.h"
+#include "text.h"
 
 int mfs_cmd_find(struct mfs_cmd *cmd, const char *text, int64_t **ids, size_t *n)
 {
@@ -179,7 +180,9 @@ int mfs_cmd_ls(struct mfs_cmd *cmd, int argc, char **argv)
 		return 1;
 	json_t *list = mfs_cmd_inventory(s);
 	if (json) {
-		char *text = json_dumps(list, JSON_INDENT(2));
+		/* ASCII only: names from repositories reach the terminal as \u
+		 * escapes, never as control characters (text.h). */
+		char *text = json_dumps(list, JSON_INDENT(2) | JSON_ENSURE_ASCII);
 		puts(text);
 		free(text);
 	} else {
@@ -193,10 +196,12 @@ int mfs_cmd_ls(struct mfs_cmd *cmd, int argc, char **argv)
 			human((uint64_t)json_integer_value(json_object_get(a, "size")), sz, sizeof(sz));
 			human((uint64_t)json_integer_value(json_object_get(a, "resident_bytes")), rs,
 			      sizeof(rs));
+			/* The canonical ref holds a path the repository chose. */
+			char *ref = mfs_text_escape(json_string_value(json_object_get(a, "canonical_ref")), 0);
 			printf("%-9s %-9s %-9s %-16s %s\n", sz, rs,
 			       json_string_value(json_object_get(a, "state")),
-			       json_string_value(json_object_get(a, "trust")),
-			       json_string_value(json_object_get(a, "canonical_ref")));
+			       json_string_value(json_object_get(a, "trust")), ref ? ref : "?");
+			free(ref);
 		}
 	}
 	json_decref(list);

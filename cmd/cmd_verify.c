@@ -24,6 +24,7 @@
 #include "safetensors.h"
 #include "select.h"
 #include "store.h"
+#include "text.h"
 
 /* Ids of every file of an artifact. */
 static size_t artifact_files(struct mfs_store *s, int64_t aid, int64_t *ids, size_t cap)
@@ -256,16 +257,26 @@ int mfs_cmd_inspect(struct mfs_cmd *cmd, int argc, char **argv)
 	}
 	if (!meta)
 		return mfs_cmd_fail(NULL, "cannot inspect: no metadata", NULL);
+	/* The metadata is the file's author's text (general.name, __metadata__):
+	 * as JSON, ASCII with \u escapes; as text, every key and value through
+	 * mfs_text_escape, so no control sequence reaches the terminal. */
 	if (json) {
-		char *t = json_dumps(meta, JSON_INDENT(2) | JSON_SORT_KEYS);
-		puts(t);
+		char *t = json_dumps(meta, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+		puts(t ? t : "{}");
 		free(t);
 	} else {
 		const char *k;
 		json_t *v;
 		json_object_foreach(meta, k, v) {
-			char *t = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-			printf("%-22s %s\n", k, t ? t : json_string_value(v));
+			char *t = json_is_string(v) ? NULL
+						    : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT |
+								    JSON_ENSURE_ASCII);
+			char *ek = mfs_text_escape(k, 0);
+			char *ev = t ? NULL : mfs_text_escape_n(json_string_value(v),
+								json_string_length(v), 0);
+			printf("%-22s %s\n", ek ? ek : "?", t ? t : ev ? ev : "?");
+			free(ek);
+			free(ev);
 			free(t);
 		}
 	}

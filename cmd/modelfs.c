@@ -16,6 +16,7 @@
 #include "cmd.h"
 #include "log.h"
 #include "store.h"
+#include "text.h"
 
 /* Weak, so that the table links while a subcommand is being written. */
 #define WEAK(name) int mfs_cmd_##name(struct mfs_cmd *, int, char **) __attribute__((weak))
@@ -89,10 +90,16 @@ struct mfs_store *mfs_cmd_store(struct mfs_cmd *cmd)
 
 int mfs_cmd_fail(const struct mfs_err *err, const char *what, const char *hint)
 {
-	if (err && err->msg[0])
-		fprintf(stderr, "modelfs: %s: %s\n", what, err->msg);
+	/* Messages quote names and text from repositories and files: escaped,
+	 * so that none can drive the terminal (text.h). */
+	char *msg = err && err->msg[0] ? mfs_text_escape(err->msg, 0) : NULL;
+	if (msg)
+		fprintf(stderr, "modelfs: %s: %s\n", what, msg);
+	else if (err && err->msg[0])
+		fprintf(stderr, "modelfs: %s: (out of memory)\n", what);
 	else
 		fprintf(stderr, "modelfs: %s\n", what);
+	free(msg);
 	if (hint)
 		fprintf(stderr, "  %s\n", hint);
 	if (getenv("MODELFS_DEBUG") && err && err->file)

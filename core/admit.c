@@ -213,9 +213,10 @@ static int add_file(struct admission *a, const char *path, struct mfs_err *err)
 	for (size_t i = 0; i < a->n_files; i++)
 		if (!strcmp(a->files[i].f.path, path))
 			return 0;
-	if (!mfs_path_is_safe(path))
-		return MFS_ERR(err, -EINVAL, MFS_ERR_FORMAT, "unsafe path '%s' in '%s'", path,
-			       a->repo_name);
+	if (mfs_path_check(path, err)) {
+		mfs_err_prefix(err, "'%s'", a->repo_name);
+		return -EINVAL;
+	}
 	struct afile *fs = realloc(a->files, (a->n_files + 1) * sizeof(*fs));
 	if (!fs)
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
@@ -276,7 +277,11 @@ static int select_files(struct admission *a, struct mfs_err *err)
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		paths[i] = a->signed_mode ? a->manifest.files[i].path : a->listing.files[i].path;
-	int rc = mfs_select(paths, n, a->ref.selector, &a->sel, err);
+	/* A commit whose listing makes a path both a file and a directory is
+	 * refused whole: one of the two could never be opened (select.h). */
+	int rc = mfs_paths_check_tree(paths, n, err);
+	if (!rc)
+		rc = mfs_select(paths, n, a->ref.selector, &a->sel, err);
 	free(paths);
 	if (rc) {
 		mfs_err_prefix(err, "'%s' at %.12s", a->repo_name, a->commit);

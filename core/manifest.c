@@ -190,11 +190,14 @@ static int parse_file(json_t *v, size_t index, struct mfs_manifest_file *f,
 		return MFS_ERR(err, -EINVAL, MFS_ERR_PARSE, "%s: must be an object", where);
 	if ((rc = get_string(v, "path", where, &s, &n, err)))
 		return rc;
+	if (mfs_path_check(s, err)) {
+		mfs_err_prefix(err, "%s: unsafe path", where);
+		return -EINVAL;
+	}
 	if (!mfs_manifest_path_is_safe(s))
 		return MFS_ERR(err, -EINVAL, MFS_ERR_FORMAT,
-			       "%s: unsafe path '%.256s' (it must be relative, without '..', '.' "
-			       "or empty components, control characters or backslashes, and "
-			       "not under .modelfs/)", where, s);
+			       "%s: unsafe path '%.256s': a manifest does not list .modelfs/",
+			       where, s);
 	snprintf(where, sizeof(where), "manifest file '%s'", s);
 	if ((rc = check_keys(v, keys, where, err)))
 		return rc;

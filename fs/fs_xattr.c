@@ -4,8 +4,19 @@
  * The list is built per request from the store (a handful of indexed
  * queries): attributes are for people and scripts inspecting a mount, not
  * for the read path. docs/mount.md documents every name and value format.
+ *
+ * The list is bounded. The kernel refuses a listxattr answer above
+ * XATTR_LIST_MAX (64 KiB) with E2BIG, a name above XATTR_NAME_MAX (255 bytes)
+ * and a value above XATTR_SIZE_MAX (64 KiB); and the metadata of a file
+ * (safetensors' __metadata__ holds up to 1 MiB of keys the file's author
+ * chose) is not ours to bound. So the documented attributes are always
+ * listed, and the metadata attributes only while they fit the limits below;
+ * those left out are counted in user.modelfs.meta_omitted. Metadata keys are
+ * also restricted to printable ASCII without spaces, so an attribute name
+ * never carries a control character to whoever lists it.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +33,27 @@
 
 static int add(struct mfs_fs_xattrs *x, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Limits on the metadata attributes (docs/mount.md "Attributes"). */
+#define META_ATTRS_MAX 256          /* metadata attributes listed */
+#define META_NAMES_MAX (32u << 10)  /* bytes of their names, NULs included */
+#define META_VALUE_MAX 4096u        /* bytes of one value */
+#define XATTR_NAME_LIMIT 255u       /* the kernel's XATTR_NAME_MAX */
+
+/* What the metadata attributes have used of the limits above. */
+struct meta_budget {
+	size_t attrs, name_bytes;
+	size_t omitted;                 /* left out: over a limit, or a bad key */
+};
+
+/* True when a metadata key may become part of an attribute name. */
+static bool key_is_printable(const char *k)
+{
+	for (; *k; k++)
+		if ((unsigned char)*k <= 0x20 || (unsigned char)*k >= 0x7f)
+			return false;
+	return true;
+}
 
 static int add(struct mfs_fs_xattrs *x, const char *name, const char *fmt, ...)
 {
@@ -54,15 +86,30 @@ static int add(struct mfs_fs_xattrs *x, const char *name, const char *fmt, ...)
 
 /* Adds the scalars of a JSON object as prefix.key (nested objects give
  * prefix.key.sub). Arrays are left out: they are not compact. */
-static int add_json(struct mfs_fs_xattrs *x, const char *prefix, json_t *o, int depth)
+static int add_json(struct mfs_fs_xattrs *x, const char *prefix, json_t *o, int depth,
+		    struct meta_budget *b)
 {
 	const char *k;
 	json_t *v;
 	int rc = 0;
 	json_object_foreach(o, k, v) {
-		char name[256];
-		if (snprintf(name, sizeof(name), "%s.%s", prefix, k) >= (int)sizeof(name))
+		char name[XATTR_NAME_LIMIT + 1];
+		int len = snprintf(name, sizeof(name), "%s.%s", prefix, k);
+		/* The full name is MFS_XATTR_PREFIX + name, NUL included in the list. */
+		size_t full = sizeof(MFS_XATTR_PREFIX) + (size_t)(len > 0 ? len : 0);
+		bool scalar = !json_is_object(v) && !json_is_array(v) && !json_is_null(v);
+		if (len < 0 || full - 1 > XATTR_NAME_LIMIT || !key_is_printable(k) ||
+		    (json_is_string(v) && json_string_length(v) > META_VALUE_MAX) ||
+		    (scalar && (b->attrs >= META_ATTRS_MAX ||
+				b->name_bytes + full > META_NAMES_MAX))) {
+			if (!json_is_array(v))
+				b->omitted++;
 			continue;
+		}
+		if (scalar) {
+			b->attrs++;
+			b->name_bytes += full;
+		}
 		switch (json_typeof(v)) {
 		case JSON_STRING: rc = add(x, name, "%s", json_string_value(v)); break;
 		case JSON_INTEGER: rc = add(x, name, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
@@ -71,7 +118,7 @@ static int add_json(struct mfs_fs_xattrs *x, const char *prefix, json_t *o, int 
 		case JSON_FALSE: rc = add(x, name, "false"); break;
 		case JSON_OBJECT:
 			if (depth < 3)
-				rc = add_json(x, name, v, depth + 1);
+				rc = add_json(x, name, v, depth + 1, b);
 			break;
 		default: break;
 		}
@@ -91,18 +138,21 @@ static int add_meta(struct mfs_fs_xattrs *x, const char *meta_json, const char *
 	if (!o)
 		return 0;
 	int rc = 0;
+	struct meta_budget b = { 0 };
 	if (json_is_object(o)) {
 		json_t *g = json_object_get(o, "gguf"), *s = json_object_get(o, "safetensors");
 		if (json_is_object(g) || json_is_object(s)) {
 			if (json_is_object(g))
-				rc = add_json(x, "gguf", g, 1);
+				rc = add_json(x, "gguf", g, 1, &b);
 			if (!rc && json_is_object(s))
-				rc = add_json(x, "safetensors", s, 1);
+				rc = add_json(x, "safetensors", s, 1, &b);
 		} else {
-			rc = add_json(x, format && *format ? format : "meta", o, 1);
+			rc = add_json(x, format && *format ? format : "meta", o, 1, &b);
 		}
 	}
 	json_decref(o);
+	if (!rc && b.omitted)
+		rc = add(x, "meta_omitted", "%zu", b.omitted);
 	return rc;
 }
 

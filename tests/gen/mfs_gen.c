@@ -4,8 +4,9 @@
  *
  *   mfs-gen gguf OUT [--arch A] [--name S] [--tensors N] [--tensor-bytes B]
  *                    [--file-type F] [--vocab V] [--context-length C]
- *                    [--seed S] [--split K]
+ *                    [--seed S] [--split K] [--extra-keys N]
  *   mfs-gen safetensors OUT [--tensors N] [--tensor-bytes B] [--seed S]
+ *                    [--extra-keys N]
  *   mfs-gen bad KIND OUT          (mfs-gen bad --list names the kinds)
  *   mfs-gen dump FILE             (JSON on stdout; GGUF for *.gguf or the
  *                                  GGUF magic, else safetensors; exit 2 with
@@ -19,6 +20,8 @@
  * Tensor data are deterministic pseudo-random finite F16/F32/BF16 values from
  * --seed, streamed, so multi-GiB files cost no memory. Sizes take K/M/G
  * suffixes (powers of 1024). Paths written are printed one per line.
+ * --extra-keys N adds N string metadata keys with long names (GGUF key/value
+ * pairs, or safetensors __metadata__ entries), for the attribute-list tests.
  *
  * This is a test tool: it exits 1 with a message on any failure.
  */
@@ -244,6 +247,7 @@ static uint64_t num(const char *opt, const char *s)
 struct opts {
 	const char *arch, *name;
 	uint64_t tensors, tensor_bytes, file_type, vocab, seed, split, context_length;
+	uint64_t extra_keys; /* --extra-keys: that many more metadata keys (attack tests) */
 };
 
 static void parse_opts(int argc, char **argv, struct opts *o)
@@ -267,6 +271,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->vocab = num(a, v);
 		else if (!strcmp(a, "--seed"))
 			o->seed = num(a, v);
+		else if (!strcmp(a, "--extra-keys"))
+			o->extra_keys = num(a, v);
 		else if (!strcmp(a, "--split"))
 			o->split = num(a, v);
 		else if (!strcmp(a, "--context-length"))
@@ -403,6 +409,12 @@ static void gguf_header(struct buf *h, const struct opts *o, const struct tensor
 			kv_u32(&kv, "tokenizer.ggml.bos_token_id", 1), n_kv++;
 			kv_u32(&kv, "tokenizer.ggml.eos_token_id", 2), n_kv++;
 		}
+		for (uint64_t i = 0; i < o->extra_keys; i++) {
+			char val[64];
+			snprintf(key, sizeof(key), "extra.meta.key_%06" PRIu64 ".padding_to_make_it_long", i);
+			snprintf(val, sizeof(val), "value %" PRIu64, i);
+			kv_str(&kv, key, val), n_kv++;
+		}
 	}
 	if (k > 1) {
 		kv_u16(&kv, "split.no", (uint16_t)s), n_kv++;
@@ -495,12 +507,19 @@ static int cmd_gguf(const char *out, int argc, char **argv)
 
 /* ---- safetensors ---- */
 
-static void st_header(struct buf *j, const struct tensor *t, uint64_t n, const char *const *names)
+static void st_header(struct buf *j, const struct tensor *t, uint64_t n, const char *const *names,
+		      uint64_t extra_keys)
 {
 	char tmp[512];
 	uint64_t off = 0;
-	static const char meta[] = "{\"__metadata__\":{\"format\":\"pt\",\"generator\":\"mfs-gen\"}";
+	static const char meta[] = "{\"__metadata__\":{\"format\":\"pt\",\"generator\":\"mfs-gen\"";
 	put(j, meta, strlen(meta));
+	for (uint64_t i = 0; i < extra_keys; i++) {
+		int k = snprintf(tmp, sizeof(tmp), ",\"extra.key_%06" PRIu64
+				 ".padding_to_make_it_long\":\"value %" PRIu64 "\"", i, i);
+		put(j, tmp, (size_t)k);
+	}
+	put(j, "}", 1);
 	for (uint64_t i = 0; i < n; i++) {
 		const char *dt = t[i].dt == DT_F32 ? "F32" : t[i].dt == DT_F16 ? "F16" : "BF16";
 		int k;
@@ -557,7 +576,7 @@ static int cmd_safetensors(const char *out, int argc, char **argv)
 			die("out of memory");
 	}
 	struct buf j = {0}, h = {0};
-	st_header(&j, t, o.tensors, (const char *const *)names);
+	st_header(&j, t, o.tensors, (const char *const *)names, o.extra_keys);
 	put_u64(&h, j.len);
 	put(&h, j.p, j.len);
 	FILE *f = create(out);
@@ -892,7 +911,8 @@ static void usage(void)
 {
 	fputs("usage: mfs-gen gguf OUT [--arch A] [--name S] [--tensors N] [--tensor-bytes B]\n"
 	      "                        [--file-type F] [--vocab V] [--context-length C] [--seed S] [--split K]\n"
-	      "       mfs-gen safetensors OUT [--tensors N] [--tensor-bytes B] [--seed S]\n"
+	      "                        [--extra-keys N]\n"
+	      "       mfs-gen safetensors OUT [--tensors N] [--tensor-bytes B] [--seed S] [--extra-keys N]\n"
 	      "       mfs-gen bad KIND OUT\n"
 	      "       mfs-gen dump FILE\n", stderr);
 	exit(2);
