@@ -19,7 +19,9 @@
 #       sees a bounded number of requests and the log stays small;
 #   (b) a model larger than the quota: open fails with EFBIG at once and
 #       the log says why; a model that fits the quota but not beside the
-#       pinned ones: reads fail with ENOSPC and the populate loop is ended.
+#       pinned ones: reads fail with ENOSPC and the populate loop is ended;
+#       300 more failed reads by 300 processes leave a log of bounded size
+#       that says how many similar lines it left out.
 . "$(dirname "$0")/../mount/lib.sh"
 : "${MFS_LOADER:=${MFS_BUILD_DIR:-$(dirname "$MODELFS")}/mfs-mmap-loader}"
 [ -x "$MFS_LOADER" ] || skip "mfs-mmap-loader is not built"
@@ -168,7 +170,18 @@ begin_run -o quota=4M
 mfs pin "${REF[fits]}" >/dev/null 2>&1 || fail "pin org/fits failed"
 run_loader "quota held by a pinned model, MAP_POPULATE" "$MNT/${REF[fits]}"
 [ "$LRC" = 143 ] || fail "quota held: want the loader ended by SIGTERM (143), got $LRC: $LOUT"
+# 300 readers (each a new process, so the failure memory does not answer
+# them) fail at once: the log collapses them.
+n_enospc=0
+for _ in $(seq 300); do
+	out=$(dd if="$MNT/${REF[fits]}" of=/dev/null bs=4k skip=256 count=1 2>&1) && continue
+	grep -q "No space left on device" <<<"$out" && n_enospc=$((n_enospc + 1))
+done
+echo "quota held: $n_enospc of 300 read(2) callers got ENOSPC"
+[ "$n_enospc" = 300 ] || fail "quota held: only $n_enospc of 300 reads failed with ENOSPC"
 end_run "quota held by a pinned model"
+grep -q "similar messages left out" "$WORK/run.log" ||
+	fail "quota held: 300 failed reads and no 'similar messages left out' line"
 [ "$ENDED" -ge 1 ] || fail "quota held: the daemon ended no populate loop"
 [ "$READS" -le 50 ] || fail "quota held: the daemon answered $READS reads"
 grep -q "held by the kernel inside mmap(MAP_POPULATE).*No space left on device" "$WORK/run.log" ||
