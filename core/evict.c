@@ -191,6 +191,13 @@ static uint64_t quota_bytes_locked(sqlite3 *db)
 	return b > 0 ? (uint64_t)b : 0;
 }
 
+uint64_t mfs_evict_quota_bytes(struct mfs_store *s)
+{
+	uint64_t b = quota_bytes_locked(mfs_store_lock(s));
+	mfs_store_unlock(s);
+	return b;
+}
+
 int mfs_evict_get_quota(struct mfs_store *s, struct mfs_quota *out)
 {
 	sqlite3 *db = mfs_store_lock(s);

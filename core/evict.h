@@ -61,6 +61,10 @@ struct mfs_quota {
 int mfs_evict_set_quota(struct mfs_store *s, uint64_t bytes, unsigned high_pct,
 			unsigned low_pct, struct mfs_err *err);
 
+/* The quota in bytes alone (0: none), without the usage scans: cheap
+ * enough for every open. */
+uint64_t mfs_evict_quota_bytes(struct mfs_store *s);
+
 /* Reads the quota and usage. 0 or -EIO. */
 int mfs_evict_get_quota(struct mfs_store *s, struct mfs_quota *out);
 

@@ -83,19 +83,23 @@ static uint64_t key_of(const char *fmt, const char *msg)
 	return h ? h : 1;
 }
 
-/* The key's slot: its own, a free one, or the shared overflow slot. */
-static struct log_key *slot_of(uint64_t hash)
+/* The key's slot: its own, a free one, one whose key has been quiet for a
+ * whole window (nothing left to report), or the shared overflow slot. */
+static struct log_key *slot_of(uint64_t hash, uint64_t now)
 {
+	struct log_key *idle = NULL;
 	for (unsigned i = 0; i < MFS_LOG_PROBES; i++) {
 		struct log_key *k = &log_keys[(hash + i) % MFS_LOG_SLOTS];
 		if (k->hash == hash)
 			return k;
-		if (!k->hash) {
-			k->hash = hash;
-			return k;
-		}
+		if (!k->hash || (!idle && !k->suppressed &&
+				 now - k->window_start_ms >= MFS_LOG_WINDOW_MS))
+			idle = idle ? idle : k;
 	}
-	return &log_keys[MFS_LOG_SLOTS];
+	if (!idle)
+		return &log_keys[MFS_LOG_SLOTS];
+	*idle = (struct log_key){ .hash = hash };
+	return idle;
 }
 
 /* Says how many lines of k were left out, and opens a new window. Called
@@ -130,7 +134,7 @@ void mfs_log(enum mfs_log_level level, const char *fmt, ...)
 	}
 	uint64_t now = now_ms();
 	pthread_mutex_lock(&log_lock);
-	struct log_key *k = slot_of(key_of(fmt, msg));
+	struct log_key *k = slot_of(key_of(fmt, msg), now);
 	if (!k->window_start_ms || now - k->window_start_ms >= MFS_LOG_WINDOW_MS)
 		close_window(k, now);
 	if (k->shown < MFS_LOG_BURST) {

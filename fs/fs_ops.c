@@ -35,6 +35,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "evict.h"
 #include "fs.h"
 #include "fs_ops.h"
 #include "fs_populate.h"
@@ -68,7 +69,7 @@ static struct mfs_fs *fs_of(fuse_req_t req)
 static int honest(int rc)
 {
 	switch (rc) {
-	case -ENOSPC: case -ENOMEM: case -ENOENT: case -EROFS: case -EACCES:
+	case -ENOSPC: case -ENOMEM: case -ENOENT: case -EROFS: case -EACCES: case -EFBIG:
 		return -rc;
 	default:
 		return EIO;
@@ -299,6 +300,32 @@ static void mfs_fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* --- files -------------------------------------------------------------- */
 
+/*
+ * A file larger than the cache quota can never be read through while it is
+ * open: an open file's chunks are never evicted, so its own chunks fill the
+ * quota and every later read fails with ENOSPC; under mmap(MAP_POPULATE)
+ * the kernel would ask for those bytes forever. Such an open is refused
+ * with EFBIG, before a loader maps anything, unless the file is wholly
+ * resident already (then nothing needs fetching). 0 or -EFBIG.
+ */
+static int fits_quota(struct mfs_fs *fs, struct mfs_fs_file *ff, struct mfs_err *err)
+{
+	uint64_t quota = mfs_evict_quota_bytes(fs->store);
+	if (!quota || ff->f.size <= quota)
+		return 0;
+	uint64_t resident;
+	uint32_t chunks;
+	mfs_fs_file_resident(fs, ff, MFS_FS_RESIDENT_MS, &resident, &chunks);
+	if (chunks >= ff->f.n_chunks)
+		return 0;
+	return MFS_ERR(err, -EFBIG, MFS_ERR_QUOTA,
+		       "the file (%llu bytes, %llu resident) is larger than the cache quota"
+		       " (%llu bytes): the chunks of an open file are never evicted, so it could"
+		       " not be read through; raise the quota ('modelfs gc --quota SIZE')",
+		       (unsigned long long)ff->f.size, (unsigned long long)resident,
+		       (unsigned long long)quota);
+}
+
 static void mfs_fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fs *fs = fs_of(req);
@@ -323,6 +350,8 @@ static void mfs_fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 		return;
 	}
 	rc = mfs_fs_file_load(fs, ff, &err);
+	if (!rc)
+		rc = fits_quota(fs, ff, &err);
 	if (!rc)
 		rc = mfs_fs_file_open(fs, ff, &err);
 	if (rc) {

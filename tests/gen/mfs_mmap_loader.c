@@ -10,7 +10,10 @@
  * same, times each step and reports how it ended, so a test can tell a load
  * that fails cleanly from one that loops:
  *
- *   mfs-mmap-loader [--no-populate] [--private] [--no-willneed] FILE
+ *   mfs-mmap-loader [--no-populate] [--private] [--no-willneed] [--catch-term] FILE
+ *
+ * --catch-term installs a SIGTERM handler first, as a program that wants to
+ * shut down gracefully does (then only SIGKILL ends a populate loop).
  *
  * Output (stdout, one line per step):
  *   open <seconds>
@@ -45,6 +48,14 @@ static void bus_handler(int sig)
 	siglongjmp(on_bus, 1);
 }
 
+static void term_handler(int sig)
+{
+	(void)sig;
+	static const char msg[] = "mfs-mmap-loader: SIGTERM caught\n";
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(5);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -54,7 +65,7 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-	bool populate = true, shared = true, willneed = true;
+	bool populate = true, shared = true, willneed = true, catch_term = false;
 	const char *path = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--no-populate"))
@@ -63,11 +74,13 @@ int main(int argc, char **argv)
 			shared = false;
 		else if (!strcmp(argv[i], "--no-willneed"))
 			willneed = false;
+		else if (!strcmp(argv[i], "--catch-term"))
+			catch_term = true;
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
 			fprintf(stderr, "usage: mfs-mmap-loader [--no-populate] [--private]"
-					" [--no-willneed] FILE\n");
+					" [--no-willneed] [--catch-term] FILE\n");
 			return 1;
 		}
 	}
@@ -76,6 +89,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (catch_term) {
+		struct sigaction st = { .sa_handler = term_handler };
+		sigemptyset(&st.sa_mask);
+		sigaction(SIGTERM, &st, NULL);
+	}
 
 	double t0 = now_s();
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
