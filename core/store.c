@@ -242,6 +242,39 @@ static uint32_t be32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* True if SQLite, on a connection of its own, finds index.db damaged
+ * (not a database, corrupt, or pages cut off); false if it is sound or
+ * cannot tell within two seconds (locked). */
+static bool index_confirmed_bad(struct mfs_store *s)
+{
+	char path[PATH_MAX];
+	if (subpath(s, path, sizeof(path), "index.db"))
+		return false;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	bool bad = false;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 2000);
+		rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			const unsigned char *t = sqlite3_column_text(st, 0);
+			bad = !t || strcmp((const char *)t, "ok");
+			rc = SQLITE_OK;
+		}
+	}
+	if (rc != SQLITE_OK) {
+		int c = db ? sqlite3_extended_errcode(db) : rc;
+		bad = (c & 0xff) == SQLITE_CORRUPT || (c & 0xff) == SQLITE_NOTADB ||
+		      c == SQLITE_IOERR_SHORT_READ;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return bad;
+}
+
 /* What index.db's own bytes say, without SQLite (which, on a file cut
  * short under a live WAL, can wait on locks instead of failing): NULL if
  * it looks sound (or absent, or new and empty), else why not. *ino is the
@@ -266,7 +299,10 @@ static const char *index_damage(struct mfs_store *s, ino_t *ino)
 	close(fd);
 	if (st.st_size == 0) {
 		/* Empty is a new index, unless a WAL holds pages of it: then
-		 * it was cut (a new index writes its first page before any WAL). */
+		 * it was cut. A new index writes its first page (the header
+		 * that says WAL) before any WAL exists, and SQLite takes an
+		 * empty file for an empty database, whatever its WAL holds:
+		 * certain without asking SQLite. */
 		if (fstatat(s->dfd, "index.db-wal", &wal, AT_SYMLINK_NOFOLLOW) == 0 && wal.st_size > 0)
 			why = "empty while its write-ahead log is not";
 	} else if (n != (ssize_t)sizeof(h) || memcmp(h, "SQLite format 3", 16)) {
@@ -281,7 +317,11 @@ static const char *index_damage(struct mfs_store *s, ino_t *ino)
 			 (uint64_t)st.st_size < (uint64_t)be32(h + 28) * psz)
 			why = "shorter than its header says (truncated)";
 	}
-	return why;
+	/* Otherwise the header is a hint, never proof (a checkpoint in
+	 * progress can leave it ahead of the file): SQLite, on its own
+	 * connection, reading a consistent snapshot, with a short busy
+	 * timeout, decides. */
+	return why && (st.st_size == 0 || index_confirmed_bad(s)) ? why : NULL;
 }
 
 static int open_db(struct mfs_store *s, bool *fresh, struct mfs_err *err)
