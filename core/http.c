@@ -716,7 +716,7 @@ int mfs_http_get(struct mfs_http *h, const char *url, size_t cap,
 			if (now_ms() >= x.deadline) {
 				rc = MFS_ERR(err, -ETIMEDOUT, MFS_ERR_NET,
 					     "no answer from '%s' within the timeout of %ld s", h->host,
-					     t.deadline_ms / 1000);
+					     (t.deadline_ms + 999) / 1000);
 				goto out;
 			}
 			if (xfer_setup(h, &x, &t)) {
@@ -791,7 +791,7 @@ int mfs_http_get(struct mfs_http *h, const char *url, size_t cap,
 			if (late)
 				rc = MFS_ERR(err, -ETIMEDOUT, MFS_ERR_NET,
 					     "request to '%s' gave up after %u attempts: %s (timeout %ld s)",
-					     h->host, attempt, reason, t.deadline_ms / 1000);
+					     h->host, attempt, reason, (t.deadline_ms + 999) / 1000);
 			else if (cc == CURLE_OK)
 				rc = MFS_ERR(err, -EIO, MFS_ERR_HTTP,
 					     "request to '%s' failed after %u attempts: %s", h->host,
@@ -1115,7 +1115,7 @@ static void attempt_failed(struct call *c, struct rq *r, bool permanent, long re
 		r->last.kind = MFS_ERR_NET;
 		mfs_err_prefix(&r->last, "fetching %s of '%s' from '%s' gave up after %u attempts "
 			       "(timeout %ld s)", what, c->subject, c->h->host, r->attempts,
-			       c->t.deadline_ms / 1000);
+			       (c->t.deadline_ms + 999) / 1000);
 		fail_rq(c, r, &r->last);
 		return;
 	}

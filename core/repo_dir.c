@@ -183,6 +183,8 @@ static int walk(const char *base, const char *rel, struct listing *ls, unsigned 
 			continue;
 		struct stat st;
 		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW)) {
+			if (errno == ENOENT)
+				continue; /* removed since readdir */
 			rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot stat '%s': %s", sub,
 				     strerror(errno));
 			break;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -41,6 +42,13 @@ struct mfs_repo_hub {
 static struct mfs_repo_hub *hub_of(struct mfs_repo *r)
 {
 	return (struct mfs_repo_hub *)r;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static bool name_char(char c)
@@ -366,15 +374,35 @@ static int hub_list(struct mfs_repo *r, const char *repo, const char *commit,
 	if (asprintf(&url, "%s/api/models/%s/tree/%s?recursive=true", r->endpoint, repo,
 		     commit) < 0)
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
+	/* Each page is one request with its own deadline; the listing as a whole
+	 * gets MFS_HUB_LISTING_DEADLINES of them, so a hub that answers every
+	 * page just in time still cannot hold add for hours. */
+	long each = mfs_fetch_deadline_ms(NULL);
+	uint64_t end = now_ms() + (uint64_t)each * MFS_HUB_LISTING_DEADLINES;
 	while (url) {
+		uint64_t now = now_ms();
+		if (now >= end) {
+			rc = MFS_ERR(err, -ETIMEDOUT, MFS_ERR_NET,
+				     "listing of '%s' on %s took longer than %ld s (%u pages)", repo,
+				     r->endpoint, each / 1000 * MFS_HUB_LISTING_DEADLINES, acc.pages);
+			break;
+		}
+		struct mfs_fetch_opts o = { .deadline_ms = (long)(end - now) < each ? (long)(end - now)
+										 : each };
 		struct mfs_http_resp resp = { 0 };
-		rc = mfs_http_get(h->http, url, MFS_HUB_PAGE_MAX, NULL, &resp, err);
+		rc = mfs_http_get(h->http, url, MFS_HUB_PAGE_MAX, &o, &resp, err);
 		free(url);
 		url = NULL;
 		if (rc == -EFBIG) {
 			/* The engine's own message says "larger than N bytes". */
 			mfs_err_prefix(err, "listing '%s' at '%s' (pages are at most %d MiB)", repo,
 				       commit, MFS_HUB_PAGE_MAX >> 20);
+			break;
+		}
+		if (rc == -ETIMEDOUT && now_ms() >= end) {
+			rc = MFS_ERR(err, -ETIMEDOUT, MFS_ERR_NET,
+				     "listing of '%s' on %s took longer than %ld s (%u pages)", repo,
+				     r->endpoint, each / 1000 * MFS_HUB_LISTING_DEADLINES, acc.pages);
 			break;
 		}
 		if (rc) {

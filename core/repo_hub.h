@@ -22,6 +22,7 @@
 #define MFS_HUB_FILES_MAX 100000               /* files of one listing */
 #define MFS_HUB_PATH_MAX 1024                  /* bytes of one file's path */
 #define MFS_HUB_LISTING_BYTES_MAX (16 << 20)   /* memory held by one listing */
+#define MFS_HUB_LISTING_DEADLINES 10           /* a listing's time, in request deadlines */
 
 /* A listing being read page by page. Zero-initialise; release when done
  * (unless its l was handed on, then release nothing). */

@@ -4,7 +4,8 @@
 #
 # The test hub answers the tree API with, in turn: one 64 MiB page, a page
 # of a million tiny JSON values, pages of 2,000 files with 1,000-byte paths
-# linking on forever, and empty pages linking on forever. Each time `add`
+# linking on forever, empty pages linking on forever, and slow pages linking
+# on forever (the listing's own time limit). Each time `add`
 # fails with an error naming the limit it hit (docs/network.md), admits
 # nothing, and its peak RSS stays under 64 MiB. An honest listing still works.
 set -uo pipefail
@@ -59,6 +60,17 @@ for case in "hugepage:pages are at most 4 MiB" "manyvalues:more than 200000 JSON
 	[ "$rss" -lt "$RSS_MAX_KB" ] || fail "$name: peak RSS ${rss} KiB (bound $RSS_MAX_KB KiB)"
 	echo "$name: failed in $(( $(date +%s) - t0 )) s, peak RSS $((rss / 1024)) MiB: $(cat err)"
 done
+# Pages that each come just in time, forever: the listing as a whole ends
+# after 10 request deadlines (here 10 s).
+ctl reset
+ctl "fault?name=slowpages&path=tree&count=0"
+t0=$(date +%s)
+peak_rss env MODELFS_TIMEOUT=1 "$MODELFS" add --endpoint "$EP" hf/big
+el=$(( $(date +%s) - t0 ))
+[ "$rc" != 0 ] || fail "slowpages: add succeeded"
+grep -q "took longer than 10 s" err || fail "slowpages: error '$(cat err)' does not name the listing's time limit"
+[ "$el" -le 20 ] || fail "slowpages: add took $el s (bound 20 s)"
+echo "slowpages: failed in $el s: $(cat err)"
 [ "$(count)" = 0 ] || fail "something was admitted from a hostile listing"
 
 ctl reset

@@ -30,7 +30,8 @@ drip (file bytes: headers, then one byte a second until the client gives up);
 on tree answers (GLOB "tree"): hugepage (a 64 MiB JSON array of empty objects),
 manyvalues (a page just under 4 MiB of tiny JSON values), bigpages (pages of
 2,000 file entries with 1,000-byte paths, each linking to a next page, never
-ending), endless (empty pages, each linking to a next one, never ending).
+ending), endless (empty pages, each linking to a next one, never ending),
+slowpages (like endless, each page after half a second).
 --bind ADDR listens on ADDR instead of 127.0.0.1 (all three servers, and the
 URLs it hands out). The stats also count "hub_auth": hub requests carrying
 any Authorization header (Bearer or Basic); Basic credentials are otherwise
@@ -60,7 +61,7 @@ FAULTS = ("cut", "full200", "corrupt", "stall", "429", "503", "badrange",
           # API answers (GLOB matches "revision" or "tree"):
           "badjson", "badtypes", "badsha", "link-offsite",
           # --- hostile switches of the network side (see the docstring) ---
-          "drip", "hugepage", "manyvalues", "bigpages", "endless")
+          "drip", "hugepage", "manyvalues", "bigpages", "endless", "slowpages")
 
 LOCK = threading.Lock()
 STATE = {
@@ -387,7 +388,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.error(404, "RevisionNotFound", "Invalid rev id: %s" % rev)
         f = take_fault(kind, ("badjson", "badtypes", "badsha", "link-offsite"))
         if kind == "tree":
-            h = take_fault(kind, ("hugepage", "manyvalues", "bigpages", "endless"))
+            h = take_fault(kind, ("hugepage", "manyvalues", "bigpages", "endless",
+                                  "slowpages"))
             if h:
                 return self.hostile_page(h, u)
         if f == "badjson":
@@ -463,6 +465,8 @@ class Handler(BaseHTTPRequestHandler):
             n, piece, head, tail = ((4 << 20) - 16) // 3, b"[],", b"[", b"[]]"
         else:
             body = b"[]"
+            if kind == "slowpages":
+                time.sleep(0.5)
             if kind == "bigpages":
                 body = json.dumps([
                     {"type": "file", "size": 1, "oid": "0" * 40,
