@@ -164,4 +164,26 @@ text, name = sys.argv[1], sys.argv[2]
 assert all(0x20 <= ord(c) < 0x7f or c == "\n" for c in text), "not ASCII"
 assert json.loads(text)["name"] == name, json.loads(text)["name"]
 PY
+# A file name with a C1 control (U+009B, CSI for terminals that take 8-bit
+# controls) and a bidirectional override is a legal name on disk and on a
+# hub: admitted, but `add`, `ls` and `pin` show it escaped and JSON keeps it.
+C1=$'evil/c1/x\xc2\x9b31m\xe2\x80\xaeQ4_K_M.gguf'
+mkdir -p "$REPO/evil/c1"
+"$MFS_GEN" gguf "$REPO/$C1" --tensors 2 --tensor-bytes 4096 >/dev/null || die "mfs-gen failed"
+publish evil/c1
+expect_ok add evil/c1
+grep -qF 'x\xc2\x9b31m\xe2\x80\xaeQ4_K_M.gguf' <<<"$OUT" || fail "add printed the name unescaped: $OUT"
+for cmd in "ls" "pin evil/c1" "unpin evil/c1"; do
+	expect_ok mfs $cmd
+	if LC_ALL=C grep -q $'\xc2[\x80-\x9f]\|\xe2\x80\xae' <<<"$OUT"; then
+		fail "'modelfs $cmd' printed a raw C1 or bidi control: $OUT"
+	fi
+done
+expect_ok mfs ls --json
+python3 - "$OUT" "${C1#evil/c1/}" <<'PY' || fail "ls --json: not ASCII JSON keeping the name: $OUT"
+import json, sys
+text, name = sys.argv[1], sys.argv[2]
+assert text.isascii()
+assert json.loads(text)[0]["canonical_ref"].endswith("/" + name)
+PY
 finish
