@@ -23,6 +23,7 @@
 #include "evict.h"
 #include "pin.h"
 #include "store.h"
+#include "text.h"
 
 static void human(uint64_t b, char *out, size_t cap)
 {
@@ -66,8 +67,9 @@ static char *canonical_ref(struct mfs_store *s, int64_t id)
 	if (sqlite3_prepare_v2(db, "SELECT canonical_ref FROM artifacts WHERE id = ?", -1, &st,
 			       NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
+		/* For display only: escaped, since its path is the repository's (text.h). */
 		if (sqlite3_step(st) == SQLITE_ROW)
-			ref = strdup((const char *)sqlite3_column_text(st, 0));
+			ref = mfs_text_escape((const char *)sqlite3_column_text(st, 0), 0);
 		sqlite3_finalize(st);
 	}
 	mfs_store_unlock(s);

@@ -7,7 +7,7 @@
  * rewrites the title, hides text), lines that forge other output, or bytes
  * that are not UTF-8. Every command that prints an untrusted string to a
  * terminal or a text output passes it through mfs_text_escape; JSON output is
- * made by jansson with JSON_ENSURE_ASCII instead (docs/security.md).
+ * made by jansson with JSON_ENSURE_ASCII instead (docs/names.md).
  *
  * Escaped, each byte as \xHH: C0 controls (0x00-0x1f, so also newline and
  * tab), DEL (0x7f), the C1 controls U+0080..U+009F (as their two UTF-8
