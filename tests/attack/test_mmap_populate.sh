@@ -174,7 +174,7 @@ run_loader "quota held by a pinned model, MAP_POPULATE" "$MNT/${REF[fits]}"
 # them) fail at once: the log collapses them.
 n_enospc=0
 for _ in $(seq 300); do
-	out=$(dd if="$MNT/${REF[fits]}" of=/dev/null bs=4k skip=256 count=1 2>&1) && continue
+	out=$(dd if="$MNT/${REF[fits]}" of=/dev/null bs=1M 2>&1) && continue
 	grep -q "No space left on device" <<<"$out" && n_enospc=$((n_enospc + 1))
 done
 echo "quota held: $n_enospc of 300 read(2) callers got ENOSPC"
@@ -183,7 +183,7 @@ end_run "quota held by a pinned model"
 grep -q "similar messages left out" "$WORK/run.log" ||
 	fail "quota held: 300 failed reads and no 'similar messages left out' line"
 [ "$ENDED" -ge 1 ] || fail "quota held: the daemon ended no populate loop"
-[ "$READS" -le 50 ] || fail "quota held: the daemon answered $READS reads"
+[ $((READS - 300)) -le 50 ] || fail "quota held: the daemon answered $READS reads (300 of them by dd)"
 grep -q "held by the kernel inside mmap(MAP_POPULATE).*No space left on device" "$WORK/run.log" ||
 	fail "quota held: the log does not say the loop failed for want of space"
 grep -Eq "quota of [0-9.]+ [KMG]iB is full" "$WORK/run.log" ||
