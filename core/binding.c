@@ -17,46 +17,7 @@
 
 #include "digest.h"
 #include "manifest.h"
-
-/* Reads a kept manifest whole, at most MFS_MANIFEST_MAX bytes. */
-static int read_manifest(const char *path, char **out, size_t *len, struct mfs_err *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return MFS_ERR(err, errno == ENOENT ? -ENOENT : -errno,
-			       errno == ENOENT ? MFS_ERR_NOT_FOUND : MFS_ERR_IO,
-			       "cannot open the admitted manifest '%s': %s", path, strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MFS_MANIFEST_MAX) {
-		close(fd);
-		return MFS_ERR(err, -EINVAL, MFS_ERR_PARSE,
-			       "the admitted manifest '%s' is not a regular file of at most %u bytes",
-			       path, MFS_MANIFEST_MAX);
-	}
-	size_t size = (size_t)st.st_size, n = 0;
-	char *buf = malloc(size + 1);
-	if (!buf) {
-		close(fd);
-		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
-	}
-	while (n < size) {
-		ssize_t r = read(fd, buf + n, size - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int e = r < 0 ? errno : EIO;
-			free(buf);
-			close(fd);
-			return MFS_ERR(err, -e, MFS_ERR_IO, "cannot read '%s': %s", path, strerror(e));
-		}
-		n += (size_t)r;
-	}
-	close(fd);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-}
+#include "readfile.h"
 
 struct signed_artifact {
 	char repo[512];
@@ -174,7 +135,8 @@ int mfs_binding_check(struct mfs_store *s, int64_t artifact_id, mfs_binding_repo
 		rc = MFS_ERR(err, -ENAMETOOLONG, MFS_ERR_IO, "store path too long");
 		goto out;
 	}
-	if ((rc = read_manifest(path, &json, &len, err)))
+	if ((rc = mfs_read_file_capped(path, MFS_MANIFEST_MAX, "the admitted manifest", &json, &len,
+					 err)))
 		goto out;
 	uint8_t d[MFS_SHA256_LEN];
 	char hex[MFS_SHA256_HEX];

@@ -26,6 +26,7 @@
 
 #include "digest.h"
 #include "manifest.h"
+#include "readfile.h"
 
 #define ROLLBACK_VERSION 1
 
@@ -74,39 +75,23 @@ static int load(const char *dir, json_t **out, struct mfs_err *err)
 	int rc = state_path(dir, MFS_ROLLBACK_FILE, path, sizeof(path), err);
 	if (rc)
 		return rc;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT) {
+	char *buf = NULL;
+	size_t n = 0;
+	struct mfs_err rerr = {0};
+	rc = mfs_read_file_capped(path, MFS_ROLLBACK_MAX, "rollback state", &buf, &n, &rerr);
+	if (rc == -ENOENT) {
 		*out = json_pack("{s:i,s:[]}", "version", ROLLBACK_VERSION, "refs");
 		return *out ? 0 : MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 	}
-	if (fd < 0)
-		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MFS_ROLLBACK_MAX) {
-		close(fd);
-		return MFS_ERR(err, -EINVAL, MFS_ERR_PARSE,
-			       "rollback state '%s' is not a regular file of at most %u bytes; fix "
-			       "or remove it", path, MFS_ROLLBACK_MAX);
-	}
-	size_t size = (size_t)st.st_size, n = 0;
-	char *buf = malloc(size + 1);
-	if (!buf) {
-		close(fd);
-		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory reading '%s'", path);
-	}
-	while (n < size) {
-		ssize_t r = read(fd, buf + n, size - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int e = r < 0 ? errno : EIO;
-			free(buf);
-			close(fd);
-			return MFS_ERR(err, -e, MFS_ERR_IO, "cannot read '%s': %s", path, strerror(e));
+	if (rc == -EFBIG) /* a damaged state, as below */
+		rc = -EINVAL;
+	if (rc) {
+		if (err) {
+			*err = rerr;
+			err->code = rc;
 		}
-		n += (size_t)r;
+		return rc;
 	}
-	close(fd);
 	json_error_t je;
 	json_t *root = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
 	free(buf);

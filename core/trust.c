@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "readfile.h"
 #include "sign.h"
 
 struct policy_key {
@@ -190,50 +191,6 @@ static int policy_path(const char *store_dir, const char *name, char *buf, size_
 	return 0;
 }
 
-/* Reads a whole file of at most cap bytes; -ENOENT if it does not exist. */
-static int read_file_capped(const char *path, size_t cap, char **out, size_t *len,
-			    struct mfs_err *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return -ENOENT;
-		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot open trust policy '%s': %s", path,
-			       strerror(errno));
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > cap) {
-		close(fd);
-		return MFS_ERR(err, -EFBIG, MFS_ERR_PARSE,
-			       "trust policy '%s' is not a regular file of at most %zu bytes; "
-			       "fix or remove it", path, cap);
-	}
-	size_t size = (size_t)st.st_size, n = 0;
-	char *buf = malloc(size + 1);
-	if (!buf) {
-		close(fd);
-		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory reading '%s'", path);
-	}
-	while (n < size) {
-		ssize_t r = read(fd, buf + n, size - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int e = r < 0 ? errno : EIO;
-			free(buf);
-			close(fd);
-			return MFS_ERR(err, -e, MFS_ERR_IO, "cannot read trust policy '%s': %s",
-				       path, strerror(e));
-		}
-		n += (size_t)r;
-	}
-	close(fd);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
 static const char *obj_str(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
@@ -329,8 +286,11 @@ int mfs_policy_load(const char *store_dir, struct mfs_policy **out, struct mfs_e
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory loading the policy");
 	char *text = NULL;
 	size_t len = 0;
-	rc = read_file_capped(path, MFS_POLICY_MAX, &text, &len, err);
-	if (rc == -ENOENT) {
+	struct mfs_err rerr = {0};
+	rc = mfs_read_file_capped(path, MFS_POLICY_MAX, "trust policy", &text, &len, &rerr);
+	if (rc && rc != -ENOENT && err)
+		*err = rerr;
+	if (rc == -ENOENT) { /* no policy yet: an empty one */
 		*out = p;
 		return 0;
 	}
