@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
 #include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -284,19 +283,34 @@ static bool index_confirmed_bad(struct mfs_store *s)
 static const char *index_damage(struct mfs_store *s, ino_t *ino)
 {
 	struct stat st, wal;
+	char path[PATH_MAX];
 	*ino = 0;
-	int fd = openat(s->dfd, "index.db", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	if (fstatat(s->dfd, "index.db", &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode) ||
+	    subpath(s, path, sizeof(path), "index.db"))
 		return NULL; /* absent: created and built; a link: refused at open */
+	*ino = st.st_ino;
+	/* Read through SQLite's own file layer, never open(2) and close(2):
+	 * closing any descriptor of the file would drop the POSIX locks this
+	 * process's connection holds on it; SQLite's close defers that. */
 	unsigned char h[100];
 	const char *why = NULL;
-	if (fstat(fd, &st)) {
-		close(fd);
-		return NULL;
+	ssize_t n = 0;
+	sqlite3 *db = NULL;
+	sqlite3_file *file = NULL;
+	sqlite3_int64 fsize = 0;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file) == SQLITE_OK && file &&
+	    file->pMethods && file->pMethods->xFileSize(file, &fsize) == SQLITE_OK) {
+		st.st_size = (off_t)fsize;
+		if (fsize >= (sqlite3_int64)sizeof(h) &&
+		    file->pMethods->xRead(file, h, sizeof(h), 0) == SQLITE_OK)
+			n = sizeof(h);
+	} else {
+		sqlite3_close(db);
+		return NULL; /* cannot look: SQLite's own open decides */
 	}
-	*ino = st.st_ino;
-	ssize_t n = st.st_size ? pread(fd, h, sizeof(h), 0) : 0;
-	close(fd);
+	sqlite3_close(db);
 	if (st.st_size == 0) {
 		/* Empty is a new index, unless a WAL holds pages of it: then
 		 * it was cut. A new index writes its first page (the header

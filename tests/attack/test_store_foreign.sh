@@ -6,7 +6,7 @@
 # tmp/ or quarantine/ with symbolic links to somewhere else; root, using that
 # store, then read, wrote, renamed and deleted files there (the cleaning of
 # stale tmp/ files alone deletes old files in whatever tmp/ points at).
-# Here a second local user (mfs-attacker, created for the test and removed by
+# Here a second local user (mfs-storeowner, created for the test and removed by
 # the EXIT trap) owns a store directory whose subdirectories are links to a
 # root-owned directory outside, filled with bait: an old file in its tmp/
 # (what the tmp/ cleaning deletes), a chunk-named file, a record, an index.
@@ -23,7 +23,7 @@
 for tool in useradd userdel; do
 	command -v "$tool" >/dev/null || skip "$tool is needed"
 done
-ATT=mfs-attacker
+ATT=mfs-storeowner
 id "$ATT" >/dev/null 2>&1 && skip "user $ATT exists already (left by another run?)"
 trap 'userdel "$ATT" 2>/dev/null; cleanup' EXIT
 useradd -M -N -g users -s /usr/sbin/nologin "$ATT" || die "useradd failed"
