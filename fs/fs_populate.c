@@ -86,6 +86,10 @@ bool mfs_fs_populating(pid_t tid, char *comm, size_t cap)
 		comm[0] = '\0';
 		if (!read_proc(tid, "comm", buf, sizeof(buf))) {
 			buf[strcspn(buf, "\n")] = '\0';
+			/* Any process names itself: no control bytes into the log. */
+			for (char *p = buf; *p; p++)
+				if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+					*p = '?';
 			snprintf(comm, cap, "%s", buf);
 		}
 	}
