@@ -106,6 +106,10 @@ static void usage(FILE *out)
 		"                       prefetch=N     prefetch threads (default 4)\n"
 		"                       timeout=SECS   a read that gets no verified bytes by then fails\n"
 		"                                      with EIO (default 30, or $MODELFS_TIMEOUT)\n"
+		"                       populate_loop=end|wait  a process that the kernel keeps\n"
+		"                                      inside mmap(MAP_POPULATE) retrying a read\n"
+		"                                      that keeps failing is sent SIGTERM (end,\n"
+		"                                      the default) or left looping (wait)\n"
 		"                       allow_other    let other users read the mount\n"
 		"                     fstab words (defaults, _netdev, nofail, ...) are ignored\n"
 		"  --help             this text\n\n"
@@ -116,6 +120,7 @@ struct mount_args {
 	char fuse_opts[2048];
 	unsigned threads, prefetch;
 	long timeout_ms;                /* 0: default */
+	bool populate_wait;             /* populate_loop=wait */
 	bool has_quota;
 	unsigned long long quota;
 	unsigned quota_high, quota_low; /* percent; 0: keep */
@@ -170,6 +175,12 @@ static int parse_opts(struct mount_args *a, const char *arg)
 			if (mfs_fetch_parse_timeout(w + 8, &a->timeout_ms))
 				rc = mfs_cmd_usage("mount", "bad timeout '%s' (whole seconds, 1 to %d)",
 						   w + 8, MFS_FETCH_DEADLINE_MAX_S);
+		} else if (!strncmp(w, "populate_loop=", 14)) {
+			if (!strcmp(w + 14, "end") || !strcmp(w + 14, "wait"))
+				a->populate_wait = !strcmp(w + 14, "wait");
+			else
+				rc = mfs_cmd_usage("mount", "bad populate_loop '%s' (end or wait)",
+						   w + 14);
 		} else if (!strncmp(w, "prefetch=", 9)) {
 			if (parse_num(w + 9, 1, 64, &a->prefetch))
 				rc = mfs_cmd_usage("mount", "bad prefetch '%s' (1 to 64)", w + 9);
@@ -368,6 +379,7 @@ int mfs_cmd_mount(struct mfs_cmd *cmd, int argc, char **argv)
 			.debug = debug,
 			.threads = a.threads,
 			.timeout_ms = a.timeout_ms,
+			.populate_wait = a.populate_wait,
 			.prefetch_threads = a.prefetch,
 			.ready_fd = foreground ? -1 : ready[1],
 			.on_ready = foreground ? NULL : bg_on_ready,

@@ -40,6 +40,9 @@ struct mfs_fs_opts {
 	unsigned prefetch_threads;/* 0: default 4 */
 	long timeout_ms;          /* a read gives up after this (EIO); 0: default
 				   * (MODELFS_TIMEOUT, else 30 s; repo.h) */
+	bool populate_wait;       /* never signal a reader looping in
+				   * mmap(MAP_POPULATE); answer it from the
+				   * failure memory only (docs/mount.md) */
 	int ready_fd;             /* >= 0: written "OK\n" once the mount answers,
 				   * by the first request (INIT), then closed */
 	void (*on_ready)(void);   /* called once right after that, or NULL */
@@ -109,6 +112,7 @@ struct mfs_fs {
 	struct mfs_tree *tree;
 	struct mfs_prefetch *prefetch;
 	void *session;              /* struct fuse_session * (fs_main.c) */
+	bool populate_wait;         /* set once: populate loops are not ended */
 	int ready_fd;               /* -1 once readiness was written */
 	void (*on_ready)(void);
 	int64_t mount_time;         /* unix time: mtime/ctime of every node */

@@ -89,6 +89,7 @@ int mfs_fs_run(struct mfs_store *store, const struct mfs_fs_opts *o, struct mfs_
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 	fs->store = store;
 	fs->ready_fd = o->ready_fd;
+	fs->populate_wait = o->populate_wait;
 	fs->on_ready = o->on_ready;
 	fs->mount_time = (int64_t)time(NULL);
 	fs->uid = getuid();

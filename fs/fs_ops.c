@@ -440,7 +440,7 @@ static void remembered_failure(struct mfs_fs *fs, struct mfs_fs_file *ff, pid_t 
 {
 	const struct mfs_file *f = &ff->f;
 	bool hard = m->ended > 0;
-	if (m->ended > 1 || (hard && m->repeats < MFS_FS_TERM_GRACE))
+	if (fs->populate_wait || m->ended > 1 || (hard && m->repeats < MFS_FS_TERM_GRACE))
 		return;
 	char comm[64] = "?";
 	if (!mfs_fs_populating(tid, comm, sizeof(comm)))

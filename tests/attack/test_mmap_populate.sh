@@ -134,6 +134,22 @@ end_run "503, MAP_POPULATE, SIGTERM caught"
 [ "$REMEMBERED" -le 1000 ] || fail "503, SIGTERM caught: $REMEMBERED repeats answered before the end"
 grep -q "sent SIGKILL (it caught SIGTERM)" "$WORK/run.log" || fail "503, SIGTERM caught: no SIGKILL line"
 
+# populate_loop=wait: the daemon signals nobody; the loader stays inside
+# mmap() (the kernel's loop) until someone else ends it, answered from the
+# failure memory with a bounded log.
+begin_run -o populate_loop=wait
+hub_ctl "fault?name=503&path=*Bad-Q4_K_M.gguf&count=0"
+LOUT=$(timeout -s KILL 20 "$MFS_LOADER" "$BAD" 2>&1)
+LRC=$?
+echo "503, MAP_POPULATE, populate_loop=wait: exit $LRC: $(tr '\n' ' ' <<<"$LOUT")"
+[ "$LRC" = 137 ] || fail "populate_loop=wait: want the loader still in mmap after 20 s (137 from timeout), got $LRC"
+end_run "503, MAP_POPULATE, populate_loop=wait"
+[ "$ENDED" = 0 ] || fail "populate_loop=wait: the daemon sent $ENDED signals"
+[ "$REMEMBERED" -ge 1 ] || fail "populate_loop=wait: no repeat answered from the failure memory"
+"$MODELFS" --store "$STORE" mount "$MNT" -f -o populate_loop=sometimes >"$WORK/bad.out" 2>&1 &&
+	fail "populate_loop=sometimes accepted"
+grep -q "bad populate_loop 'sometimes'" "$WORK/bad.out" || fail "populate_loop=sometimes: unclear error: $(cat "$WORK/bad.out")"
+
 # Without MAP_POPULATE the kernel gives up itself (SIGBUS at the touch), and
 # a read(2) sees EIO: neither is signalled by the daemon.
 begin_run
