@@ -30,7 +30,12 @@ static int usage_add(const char *name)
 	       name,
 	       !strcmp(name, "add")
 		       ? "Resolves REF to a commit, checks its root of trust and structure, and\n"
-			 "installs it (visible under the mount). Prints the canonical_ref."
+			 "installs it (visible under the mount). Prints the canonical_ref.\n"
+			 "A repo that a trusted key covers needs a manifest signed by a trusted key.\n"
+			 "On a branch or tag, a manifest with a lower sequence than one admitted\n"
+			 "before for the same repo, key and ref is refused, from any endpoint (name\n"
+			 "the commit to get an older release); a path already installed keeps its\n"
+			 "bytes: other bytes under the same commit are refused."
 		       : "Like add, then fetches and verifies every byte. Resumable: an interrupted\n"
 			 "pull fetches only what is missing.");
 	return 0;
