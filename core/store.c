@@ -1338,7 +1338,12 @@ uint64_t mfs_store_stage_drop_orphans(struct mfs_store *s, const char *key)
 	uint64_t freed = 0;
 	for (size_t i = 0; i < n; i++) {
 		char path[PATH_MAX];
+		/* The range, and its file half written when its process died
+		 * (core/hub_stage.c writes "<index>.tmp", then renames). */
 		if (!subpath(s, path, sizeof(path), "partial/%s/%08lld", v[i].key, (long long)v[i].idx))
+			unlink(path);
+		if (!subpath(s, path, sizeof(path), "partial/%s/%08lld.tmp", v[i].key,
+			     (long long)v[i].idx))
 			unlink(path);
 		db = mfs_store_lock(s);
 		unstage_locked(db, v[i].key, v[i].idx);

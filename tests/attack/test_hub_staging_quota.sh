@@ -12,8 +12,9 @@
 #   - `pull` of three 5 MiB files one after another: each fits only if the
 #     one before is evicted, which happens (they are not open or pinned), and
 #     staging + resident never pass the quota;
-#   - a `pull` killed mid-download leaves staged ranges; they stay counted,
-#     and the next pull of another file drops them to make room.
+#   - a `pull` killed mid-download leaves staged ranges; they stay counted
+#     (resident + staged within the quota in the index), and the next pull
+#     of another file drops them to make room.
 # Afterwards no reservation is left behind (the staged table is empty once
 # nothing is being downloaded) and `verify` is clean.
 . "$(dirname "$0")/../mount/lib.sh"
@@ -49,15 +50,20 @@ store, stop = sys.argv[1], sys.argv[2]
 peak = 0
 end = time.time() + 300
 while not os.path.exists(stop) and time.time() < end:
-    total = 0
+    total, seen = 0, []
     for sub in ("chunks", "partial"):
         for root, dirs, files in os.walk(os.path.join(store, sub)):
             for f in files:
                 try:
-                    total += os.lstat(os.path.join(root, f)).st_size
+                    n = os.lstat(os.path.join(root, f)).st_size
                 except OSError:
-                    pass
-    peak = max(peak, total)
+                    continue
+                total += n
+                seen.append("%s/%s %d" % (os.path.relpath(root, store), f[:12], n))
+    if total > peak:
+        peak = total
+        with open(stop + ".peak", "w") as out:
+            out.write("\n".join(seen) + "\n")
     time.sleep(0.01)
 print(peak)
 EOF
@@ -79,6 +85,16 @@ for r in a b c; do
 done
 mfs ls 2>/dev/null | grep -q "hf/c@" || fail "hf/c is not installed"
 
+# The sampler stops before the kill: a process killed between an eviction's
+# commit and the unlink of the evicted file leaves an unindexed chunk file
+# (docs/store.md, "One eviction"; gc removes it), which is not staging.
+touch "$WORK/stop"
+wait "$SAMPLER"
+peak=$(cat "$WORK/max")
+echo "peak of chunks/ + partial/: $peak bytes (quota $QUOTA)"
+[ "$peak" -gt $((4 * 1048576)) ] || fail "peak $peak: the sampler saw no download"
+[ "$peak" -le "$QUOTA" ] || fail "staging + resident reached $peak bytes, over the quota of $QUOTA: $(cat "$WORK/stop.peak")"
+
 # 3. a pull killed mid-download; the next one makes room from its staging
 "$MODELFS" --store "$STORE" pull --endpoint "$EP" hf/d >/dev/null 2>&1 &
 KP=$!
@@ -90,17 +106,13 @@ done
 kill -9 "$KP" 2>/dev/null
 wait "$KP" 2>/dev/null
 echo "killed pull left $(q 'SELECT count(*) FROM staged') reserved ranges"
+staged_now=$(q 'SELECT coalesce(sum(bytes), 0) FROM staged')
+[ $(( $(usage) + staged_now )) -le "$QUOTA" ] || fail "after the kill: resident + staged over the quota"
 timeout 120 "$MODELFS" --store "$STORE" pull --endpoint "$EP" hf/a >/dev/null 2>"$WORK/err" ||
 	fail "pull hf/a after the killed pull failed: $(cat "$WORK/err")"
 timeout 120 "$MODELFS" --store "$STORE" pull --endpoint "$EP" hf/d >/dev/null 2>"$WORK/err" ||
 	fail "pull hf/d (resumed) failed: $(cat "$WORK/err")"
 
-touch "$WORK/stop"
-wait "$SAMPLER"
-peak=$(cat "$WORK/max")
-echo "peak of chunks/ + partial/: $peak bytes (quota $QUOTA)"
-[ "$peak" -gt $((4 * 1048576)) ] || fail "peak $peak: the sampler saw no download"
-[ "$peak" -le "$QUOTA" ] || fail "staging + resident reached $peak bytes, over the quota of $QUOTA"
 [ "$(q 'SELECT count(*) FROM staged')" = 0 ] || fail "reservations left: $(q 'SELECT * FROM staged')"
 [ "$(usage)" -le "$QUOTA" ] || fail "usage $(usage) over the quota"
 mfs verify >/dev/null 2>"$WORK/err" || fail "verify: $(cat "$WORK/err")"
