@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1574,10 +1575,48 @@ static void fill_stamp(struct mfs_chunk_stamp *stamp, const struct stat *st)
 						   .ctime_ns = stat_ctime_ns(st) };
 }
 
+/*
+ * A read lease on a chunk file's descriptor closes the window the ctime
+ * leaves open: the kernel updates the ctime when a write begins, before it
+ * copies the bytes, so a stamp taken while a write is under way vouches for
+ * bytes that are still changing. A read lease cannot be taken while any
+ * process holds the file open for writing (EAGAIN), and any later open for
+ * writing breaks it (F_GETLEASE then answers F_UNLCK), so "leased before and
+ * still leased after" means no writer could touch the bytes in between.
+ * A lease needs the file's owner or CAP_LEASE, and a filesystem that has
+ * leases: where it cannot be had (a group member reading a shared store),
+ * the stamp checks alone apply, as before. A broken lease would signal the
+ * process (SIGIO, fatal by default): the store ignores SIGIO unless the
+ * program set its own handler.
+ */
+static void ignore_sigio(void)
+{
+	struct sigaction sa;
+	if (sigaction(SIGIO, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+		sa.sa_handler = SIG_IGN;
+		sigaction(SIGIO, &sa, NULL);
+	}
+}
+
+static int take_read_lease(int fd, bool *leased)
+{
+	/* A broken lease signals its holder, SIGIO by default, whose default
+	 * action ends the process; the break is read with F_GETLEASE instead. */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, ignore_sigio);
+	*leased = fcntl(fd, F_SETLEASE, F_RDLCK) == 0;
+	return *leased || errno != EAGAIN ? 0 : -EAGAIN;
+}
+
+static bool lease_held(int fd, const struct mfs_chunk_stamp *stamp)
+{
+	return !stamp->leased || fcntl(fd, F_GETLEASE) == F_RDLCK;
+}
+
 bool mfs_store_chunk_unchanged(int fd, const struct mfs_chunk_stamp *stamp)
 {
 	struct stat st;
-	return fstat(fd, &st) == 0 && (uint64_t)st.st_ino == stamp->ino &&
+	return lease_held(fd, stamp) && fstat(fd, &st) == 0 && (uint64_t)st.st_ino == stamp->ino &&
 	       (uint64_t)st.st_size == stamp->size && stat_ctime_ns(&st) == stamp->ctime_ns;
 }
 
@@ -1620,9 +1659,21 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 		close(fd);
 		return MFS_ERR(err, -e, MFS_ERR_IO, "cannot stat '%s': %s", path, strerror(e));
 	}
+	bool leased;
+	if (take_read_lease(fd, &leased)) {
+		/* Open for writing somewhere: whatever a hash says now may be
+		 * untrue a moment later. Set aside, fetched again. */
+		close(fd);
+		drop_bad_chunk(s, digest, (uint64_t)size, "corrupt", ino, ctime_ns,
+			       (int64_t)stb.st_ino);
+		return MFS_ERR(err, -EBADMSG, MFS_ERR_HASH,
+			       "cached chunk '%s' is open for writing by another process", path);
+	}
 	if (!force && (uint64_t)stb.st_size == len && (int64_t)stb.st_ino == ino &&
 	    stat_ctime_ns(&stb) == ctime_ns) {
 		fill_stamp(stamp, &stb);
+		if (stamp)
+			stamp->leased = leased;
 		*fdp = fd;
 		return 0;
 	}
@@ -1641,11 +1692,23 @@ static int chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 		return MFS_ERR(err, -EBADMSG, MFS_ERR_HASH, "cached chunk '%s' does not match its digest",
 			       path);
 	}
-	/* The stamp taken before hashing: a write during the hash changes
-	 * the ctime after it, so the next open (or the caller's check after
-	 * its read) sees the change and hashes again. */
+	/* The stamp taken before hashing vouches for the bytes hashed only if
+	 * nothing began to write meanwhile: the lease still held (no writer
+	 * opened the file) and the ctime unchanged (no writer that had it
+	 * open already, where no lease could be had). */
+	struct mfs_chunk_stamp before;
+	fill_stamp(&before, &stb);
+	before.leased = leased;
+	if (!mfs_store_chunk_unchanged(fd, &before)) {
+		close(fd);
+		drop_bad_chunk(s, digest, (uint64_t)size, "corrupt", ino, ctime_ns,
+			       (int64_t)stb.st_ino);
+		return MFS_ERR(err, -EBADMSG, MFS_ERR_HASH,
+			       "cached chunk '%s' was written while it was hashed", path);
+	}
 	set_resident(s, digest, len, &stb, NULL);
-	fill_stamp(stamp, &stb);
+	if (stamp)
+		*stamp = before;
 	*fdp = fd;
 	return 0;
 }

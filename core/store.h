@@ -174,6 +174,8 @@ struct mfs_chunk_stamp {
 	uint64_t ino;
 	uint64_t size;
 	int64_t ctime_ns;
+	bool leased;  /* fd holds a read lease (F_SETLEASE): an open for
+		       * writing anywhere breaks it (docs/store.md) */
 };
 
 /* Opens the resident chunk for reading, verified: if its file's stamp differs
@@ -183,16 +185,18 @@ struct mfs_chunk_stamp {
  * -ENOENT when not resident. On success *fd is the caller's to close and
  * *stamp (if not NULL) the file's stamp at the moment it was vouched for:
  * bytes read from fd may be used only if mfs_store_chunk_unchanged says so
- * after they were read (a writer may have changed the file meanwhile). */
+ * after they were read (a writer may have changed the file meanwhile).
+ * A chunk file that some process holds open for writing (the store never
+ * does) is treated as corrupt: its bytes can change under any check. */
 int mfs_store_chunk_open(struct mfs_store *s, const uint8_t digest[MFS_SHA256_LEN],
 			 uint64_t len, int *fd, struct mfs_chunk_stamp *stamp,
 			 struct mfs_err *err);
 
 /* After bytes were read from fd (of mfs_store_chunk_open): true if the file
  * still carries stamp, so the bytes read are the ones vouched for. False if
- * it was written or truncated in between (or cannot be checked): the bytes
- * must not be used; open the chunk again, which hashes it again. One fstat,
- * no lock. docs/store.md says why the ctime changes with every write. */
+ * it was written or truncated in between, or opened for writing (its read
+ * lease broken), or cannot be checked: the bytes must not be used; open the
+ * chunk again, which hashes it again. One fstat and one fcntl, no lock. docs/store.md says why the ctime changes with every write. */
 bool mfs_store_chunk_unchanged(int fd, const struct mfs_chunk_stamp *stamp);
 
 /* Hashes the resident chunk again whatever its stamp says (`verify`): 0 if

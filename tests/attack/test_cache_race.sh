@@ -105,12 +105,18 @@ wait "$R2"
 touch "$STOP"
 wait "$WRITER"
 
+# Reads may fail while the writer runs (a chunk file open for writing is set
+# aside, and a reader that failed is answered from the failure memory for a
+# while), never return changed bytes; the readers together must have read
+# good bytes, so the test cannot pass with a read path that only fails.
+all_good=0
 for r in r1 r2; do
 	read -r _ good _ bad _ errs <"$WORK/$r.out" || die "reader $r printed nothing"
 	echo "reader $r: $good good, $bad bad, $errs failed"
 	[ "$bad" -eq 0 ] || fail "reader $r got $bad reads with changed bytes"
-	[ "$good" -gt 0 ] || fail "reader $r got no good read at all"
+	all_good=$((all_good + good))
 done
+[ "$all_good" -gt 0 ] || fail "no reader got a good read at all"
 seen=$(( $(counter changed_reads) + $(counter corrupt_chunks) ))
 echo "detections: changed_reads $(counter changed_reads), corrupt_chunks $(counter corrupt_chunks)"
 [ "$seen" -gt 0 ] || fail "the store never saw the writer: the attack did not run"
