@@ -17,7 +17,7 @@
 
 #include "digest.h"
 #include "manifest.h"
-#include "readfile.h"
+#include "statefile.h"
 
 struct signed_artifact {
 	char repo[512];

@@ -26,7 +26,7 @@
 
 #include "digest.h"
 #include "manifest.h"
-#include "readfile.h"
+#include "statefile.h"
 
 #define ROLLBACK_VERSION 1
 
@@ -149,20 +149,6 @@ int mfs_rollback_get(const char *store_dir, const char *repo, const char *key_id
 	return 0;
 }
 
-static int write_fully(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int compare_entries(const void *a, const void *b)
 {
 	json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
@@ -180,13 +166,10 @@ static int compare_entries(const void *a, const void *b)
  * directory, so a crash leaves the old state or the new one. */
 static int save(const char *dir, json_t *root, struct mfs_err *err)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX];
 	int rc = state_path(dir, MFS_ROLLBACK_FILE, path, sizeof(path), err);
 	if (rc)
 		return rc;
-	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return MFS_ERR(err, -ENAMETOOLONG, MFS_ERR_USAGE, "store path '%s' is too long", dir);
 	json_t *refs = json_object_get(root, "refs");
 	size_t count = json_array_size(refs);
 	json_t **sorted = calloc(count ? count : 1, sizeof(*sorted));
@@ -207,31 +190,9 @@ static int save(const char *dir, json_t *root, struct mfs_err *err)
 	if (!text)
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory");
 
-	unlink(tmp); /* a leftover of a crashed writer with our pid */
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-	rc = fd < 0 ? -errno : 0;
-	if (!rc)
-		rc = write_fully(fd, text, strlen(text));
-	if (!rc)
-		rc = write_fully(fd, "\n", 1);
-	if (!rc && fsync(fd))
-		rc = -errno;
-	if (fd >= 0 && close(fd) && !rc)
-		rc = -errno;
+	rc = mfs_write_text_atomic(dir, path, text, 0644, "rollback state", err);
 	free(text);
-	if (!rc && rename(tmp, path))
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-		return MFS_ERR(err, rc, MFS_ERR_IO, "cannot write the rollback state '%s': %s", path,
-			       strerror(-rc));
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
+	return rc;
 }
 
 static void utc_now(char out[32])
@@ -256,18 +217,9 @@ int mfs_rollback_advance(const char *store_dir, const char *repo, const char *ke
 			       repo ? repo : "");
 	if ((rc = state_path(store_dir, MFS_ROLLBACK_LOCK, lpath, sizeof(lpath), err)))
 		return rc;
-	int lfd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (lfd < 0)
-		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot open '%s': %s", lpath,
-			       strerror(errno));
-	while (flock(lfd, LOCK_EX) != 0) {
-		if (errno != EINTR) {
-			rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot lock '%s': %s", lpath,
-				     strerror(errno));
-			close(lfd);
-			return rc;
-		}
-	}
+	int lfd;
+	if ((rc = mfs_lock_file(lpath, &lfd, err)))
+		return rc;
 	json_t *root = NULL;
 	if ((rc = load(store_dir, &root, err)))
 		goto out;

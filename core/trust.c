@@ -31,7 +31,7 @@
 
 #include <jansson.h>
 
-#include "readfile.h"
+#include "statefile.h"
 #include "sign.h"
 
 struct policy_key {
@@ -339,30 +339,12 @@ static void now_iso(char out[32])
 		snprintf(out, 32, "1970-01-01T00:00:00Z");
 }
 
-static int write_fully(int fd, const char *s, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, s, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int policy_save(const char *store_dir, const struct mfs_policy *p, struct mfs_err *err)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX];
 	int rc = policy_path(store_dir, MFS_POLICY_FILE, path, sizeof(path), err);
 	if (rc)
 		return rc;
-	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return MFS_ERR(err, -ENAMETOOLONG, MFS_ERR_USAGE, "store path '%s' is too long",
-			       store_dir);
 
 	json_t *root = json_object(), *keys = json_array(), *hubs = json_array();
 	char *text = NULL;
@@ -389,38 +371,9 @@ static int policy_save(const char *store_dir, const struct mfs_policy *p, struct
 		return MFS_ERR(err, -ENOMEM, MFS_ERR_NOMEM, "out of memory writing the policy");
 	}
 
-	unlink(tmp); /* a leftover of a crashed writer with our pid */
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create '%s': %s", tmp,
-			     strerror(errno));
-		free(text);
-		return rc;
-	}
-	rc = fchmod(fd, 0644) ? -errno : 0;
-	if (!rc)
-		rc = write_fully(fd, text, strlen(text));
-	if (!rc)
-		rc = write_fully(fd, "\n", 1);
-	if (!rc && fsync(fd))
-		rc = -errno;
-	if (close(fd) && !rc)
-		rc = -errno;
+	rc = mfs_write_text_atomic(store_dir, path, text, 0644, "trust policy", err);
 	free(text);
-	if (!rc && rename(tmp, path))
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-		return MFS_ERR(err, rc, MFS_ERR_IO, "cannot write trust policy '%s': %s", path,
-			       strerror(-rc));
-	}
-	/* Make the rename itself durable. */
-	int dfd = open(store_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
+	return rc;
 }
 
 /* Creates the store directory, takes the policy lock and loads the policy. */
@@ -433,18 +386,9 @@ static int policy_begin(const char *store_dir, int *lock_fd, struct mfs_policy *
 		return rc;
 	if ((rc = policy_path(store_dir, "policy.lock", lpath, sizeof(lpath), err)))
 		return rc;
-	int fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot open '%s': %s", lpath,
-			       strerror(errno));
-	while (flock(fd, LOCK_EX) != 0) {
-		if (errno != EINTR) {
-			rc = MFS_ERR(err, -errno, MFS_ERR_IO, "cannot lock '%s': %s", lpath,
-				     strerror(errno));
-			close(fd);
-			return rc;
-		}
-	}
+	int fd;
+	if ((rc = mfs_lock_file(lpath, &fd, err)))
+		return rc;
 	if ((rc = mfs_policy_load(store_dir, p, err))) {
 		close(fd);
 		return rc;
