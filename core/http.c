@@ -372,18 +372,10 @@ void mfs_http_close(struct mfs_http *h)
 	pthread_mutex_destroy(&h->redir_lock);
 	free(h->scheme);
 	free(h->host);
-	if (h->token)
-		memset(h->token, 0, strlen(h->token));
-	if (h->auth_header)
-		memset(h->auth_header, 0, strlen(h->auth_header));
-	if (h->user)
-		memset(h->user, 0, strlen(h->user));
-	if (h->password)
-		memset(h->password, 0, strlen(h->password));
-	free(h->token);
-	free(h->auth_header);
-	free(h->user);
-	free(h->password);
+	mfs_secret_free(h->token);
+	mfs_secret_free(h->auth_header);
+	mfs_secret_free(h->user);
+	mfs_secret_free(h->password);
 	free(h);
 }
 

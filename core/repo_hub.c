@@ -511,12 +511,8 @@ int mfs_repo_hub_open(const char *endpoint, struct mfs_repo **out, struct mfs_er
 	}
 	*out = &h->base;
 out:
-	if (user)
-		memset(user, 0, strlen(user));
-	if (password)
-		memset(password, 0, strlen(password));
-	free(user);
-	free(password);
+	mfs_secret_free(user);
+	mfs_secret_free(password);
 	free(shown);
 	return rc;
 }

@@ -25,6 +25,7 @@
 #include <openssl/pem.h>
 
 #include "digest.h"
+#include "statefile.h"
 
 /* Reads at most MFS_KEY_PEM_MAX bytes of path into buf (NUL-terminated). */
 static int read_key_file(const char *path, char *buf, size_t cap, size_t *len,
@@ -89,21 +90,6 @@ int mfs_sign_key_id(EVP_PKEY *key, char out[MFS_KEY_ID_LEN + 1])
 	return 0;
 }
 
-/* Writes all of buf to fd; 0 or -errno. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Creates path exclusively with mode and writes the contents of bio to it. */
 static int write_new_file(const char *path, mode_t mode, BIO *bio, struct mfs_err *err)
 {
@@ -128,7 +114,7 @@ static int write_new_file(const char *path, mode_t mode, BIO *bio, struct mfs_er
 		return MFS_ERR(err, -e, MFS_ERR_IO, "cannot set mode of '%s': %s", path,
 			       strerror(e));
 	}
-	int rc = write_all(fd, data, (size_t)len);
+	int rc = mfs_write_all(fd, data, (size_t)len);
 	if (!rc && fsync(fd) != 0)
 		rc = -errno;
 	if (close(fd) != 0 && !rc)

@@ -65,8 +65,9 @@ int mfs_read_file_capped(const char *path, size_t cap, const char *what, char **
 	return 0;
 }
 
-static int write_fully(int fd, const char *p, size_t n)
+int mfs_write_all(int fd, const void *buf, size_t n)
 {
+	const char *p = buf;
 	while (n) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
@@ -92,9 +93,9 @@ int mfs_write_text_atomic(const char *dir, const char *path, const char *text, m
 	if (!rc && fchmod(fd, mode))
 		rc = -errno;
 	if (!rc)
-		rc = write_fully(fd, text, strlen(text));
+		rc = mfs_write_all(fd, text, strlen(text));
 	if (!rc)
-		rc = write_fully(fd, "\n", 1);
+		rc = mfs_write_all(fd, "\n", 1);
 	if (!rc && fsync(fd))
 		rc = -errno;
 	if (fd >= 0 && close(fd) && !rc)

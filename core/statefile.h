@@ -26,6 +26,10 @@
 int mfs_read_file_capped(const char *path, size_t cap, const char *what, char **out,
 			 size_t *len, struct mfs_err *err);
 
+/* Writes all len bytes of buf to fd, going on after short writes and
+ * EINTR. 0 or -errno. */
+int mfs_write_all(int fd, const void *buf, size_t len);
+
 /* Replaces path (a file in directory dir) with text and a final newline:
  * path.tmp.<pid>, written, fsync'd, chmod'ed to mode, renamed over path,
  * then dir fsync'd. `what` names the file in messages. 0 or -errno (kind

@@ -38,6 +38,7 @@
 #include "evict.h"
 #include "log.h"
 #include "pin.h"
+#include "statefile.h"
 #include "store_record.h"
 
 #define TOUCH_BATCH 256
@@ -1022,21 +1023,6 @@ void mfs_store_chunk_path(const struct mfs_store *s, const uint8_t digest[MFS_SH
 }
 
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Records digest as resident with the stamp of its file. Locked. */
 static int set_resident_locked(sqlite3 *db, const uint8_t digest[MFS_SHA256_LEN], uint64_t size,
 			       const struct stat *stamp, struct mfs_err *err)
@@ -1093,7 +1079,7 @@ static int write_tmp(struct mfs_store *s, const char *hex, const void *data, siz
 	if (fd < 0)
 		return MFS_ERR(err, -errno, MFS_ERR_IO, "cannot create a chunk file in '%s/tmp': %s",
 			       s->dir, strerror(errno));
-	rc = write_all(fd, data, len);
+	rc = mfs_write_all(fd, data, len);
 	fchmod(fd, mfs_store_file_mode(s));
 	if (close(fd) && !rc)
 		rc = -errno;

@@ -137,9 +137,9 @@ int mfs_url_split_credentials(const char *url, char **redacted, char **user, cha
 		pw = strdup(cpass ? cpass : "");
 	}
 	if (cuser)
-		memset(cuser, 0, strlen(cuser));
+		explicit_bzero(cuser, strlen(cuser));
 	if (cpass)
-		memset(cpass, 0, strlen(cpass));
+		explicit_bzero(cpass, strlen(cpass));
 	curl_free(cuser);
 	curl_free(cpass);
 	if (uc != CURLUE_OK) {
@@ -161,12 +161,8 @@ int mfs_url_split_credentials(const char *url, char **redacted, char **user, cha
 	*password = pw;
 	return 0;
 fail:
-	if (u)
-		memset(u, 0, strlen(u));
-	if (pw)
-		memset(pw, 0, strlen(pw));
-	free(u);
-	free(pw);
+	mfs_secret_free(u);
+	mfs_secret_free(pw);
 	free(r);
 	return rc;
 }
@@ -254,4 +250,12 @@ bool mfs_url_same_site(const char *hub_host, const char *host)
 		return true;
 	/* Hugging Face serves its large files from hf.co. */
 	return !strcmp(da, "huggingface.co") && !strcmp(db, "hf.co");
+}
+
+void mfs_secret_free(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
 }

@@ -33,6 +33,10 @@
  */
 char *mfs_url_redact(const char *url, char *out, size_t cap);
 
+/* Wipes a secret string (a token, a user name, a password) and frees it;
+ * NULL is a no-op. explicit_bzero, so the wipe is not optimised away. */
+void mfs_secret_free(char *s);
+
 /* The same, malloc'd; NULL on ENOMEM. */
 char *mfs_url_redacted(const char *url);
 
